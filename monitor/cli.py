@@ -1,0 +1,395 @@
+"""The `escalation-monitor` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from monitor.config import Config, ConfigError, bundled_config_dir, load_config
+
+app = typer.Typer(
+    help="Social media escalation monitor: collects brand mentions, predicts which will escalate, "
+         "and routes them to the social care team.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure the classifiers on labelled data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
+
+err = Console(stderr=True)
+out = Console()
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
+
+
+class _RedactSecrets(logging.Filter):
+    """Last line of defence: a token value never reaches the log, whatever a library prints."""
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def _setup_logging(config: Config | None, verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    if config is not None:
+        variables = [config.slack.bot_token_env, config.slack.app_token_env, config.sources.x.bearer_token_env,
+                     config.sources.reddit.client_id_env, config.sources.reddit.client_secret_env]
+        handler.addFilter(_RedactSecrets([os.environ[v] for v in variables if os.environ.get(v)]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # APScheduler warns at every skipped overlapping run: expected with coalescing, not news.
+    for noisy in ("apscheduler", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]config error[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _default_config() -> Config:
+    return load_config(bundled_config_dir() / "example.yaml", environ={})
+
+
+def _open_pipeline(config: Config):
+    from monitor.clock import SystemClock
+    from monitor.collectors.replay import ReplayCollector
+    from monitor.notifiers.console import ConsoleNotifier
+    from monitor.pipeline import Pipeline
+    from monitor.scenario import Scenario, ScenarioError
+    from monitor.store.db import StoreError
+    from monitor.store.repository import Store
+
+    clock = SystemClock()
+    collectors = {}
+    replay = config.sources.replay
+    if replay.enabled:
+        try:
+            scenario = Scenario.load(replay.file)
+        except ScenarioError as exc:
+            err.print(f"[red]sources.replay.file[/red]: {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        collectors["replay"] = ReplayCollector(scenario, config.brands[0].name, clock, replay.batch_size)
+    for name in ("x", "reddit"):
+        if getattr(config.sources, name).enabled:
+            err.print(f"[red]sources.{name}[/red]: this version has no {name} collector yet; disable the source",
+                      highlight=False)
+            raise typer.Exit(2)
+    try:
+        store = Store.open(config.storage.url)
+    except StoreError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - a database that cannot be reached is one clear line
+        err.print(f"[red]storage.url[/red]: cannot open the database: {type(exc).__name__}: {str(exc)[:200]}",
+                  highlight=False)
+        raise typer.Exit(2) from None
+    return Pipeline(config, store, clock, ConsoleNotifier(), collectors)
+
+
+@app.command()
+def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug logging.")] = False) -> None:
+    """Run the daemon: scheduled collection, processing, delivery, digest and retention until SIGTERM."""
+    from monitor.daemon import Daemon
+    from monitor.digest import build_digest
+    from monitor.store.lock import AlreadyRunning, DaemonLock
+
+    cfg = _load(config)
+    _setup_logging(cfg, verbose)
+    pipeline = _open_pipeline(cfg)
+    lock = DaemonLock(pipeline.store.engine)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    try:
+        def weekly_digest() -> None:
+            digest = build_digest(pipeline.store, cfg, None, pipeline.clock.now())
+            logging.getLogger("monitor.digest").info("weekly digest week=%s escalations=%d", digest.week,
+                                                     digest.total)
+
+        Daemon(pipeline, digest=weekly_digest).run_until_signal()
+    finally:
+        lock.release()
+        pipeline.store.close()
+
+
+@app.command()
+def once(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug logging.")] = False) -> None:
+    """Run every job once (collect, re-poll, process, deliver), then exit."""
+    from monitor.daemon import Daemon
+    from monitor.store.lock import AlreadyRunning, DaemonLock
+
+    cfg = _load(config)
+    _setup_logging(cfg, verbose)
+    pipeline = _open_pipeline(cfg)
+    lock = DaemonLock(pipeline.store.engine)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    try:
+        Daemon(pipeline, with_cron_jobs=False).run_once()
+    finally:
+        lock.release()
+        pipeline.store.close()
+
+
+@app.command()
+def demo(
+    scenario: Annotated[Optional[Path], typer.Option(help="Scenario file (JSON lines); default: the bundled one.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config's brands, thresholds and team.")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="Scenario seconds per wall-clock second; default: about 20 s in all.", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the summary, as one JSON object.")] = False,
+) -> None:
+    """Replay a scenario through the real pipeline on a temporary store and print the alerts."""
+    import io
+
+    from monitor.demo.run import run_demo
+    from monitor.scenario import ScenarioError
+
+    cfg = _load(config) if config else _default_config()
+    logging.getLogger().handlers[:] = []
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    stream = io.StringIO() if as_json else sys.stdout
+    try:
+        if as_json:
+            summary = run_demo(cfg, scenario, speed, stream)
+        else:
+            with err.status("replaying the scenario on a compressed clock…"):
+                summary = run_demo(cfg, scenario, speed, stream)
+    except ScenarioError as exc:
+        err.print(f"[red]--scenario[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False))
+        return
+    table = Table(title="Demo summary", show_header=False)
+    for key in ("mentions", "alerts", "updates", "true_positives", "false_positives", "missed", "wall_seconds"):
+        table.add_row(key.replace("_", " "), str(getattr(summary, key)))
+    table.add_row("alerts by reason", ", ".join(f"{k}: {v}" for k, v in sorted(summary.by_reason.items())))
+    table.add_row("storms", "; ".join(summary.storms) or "none")
+    out.print(table)
+    for label, posts in (("missed", summary.missed_posts), ("false positive", summary.false_positive_posts)):
+        for post in posts:
+            out.print(f"[yellow]{label}[/yellow] {post}", highlight=False, markup=False)
+
+
+@app.command()
+def classify(
+    texts: Annotated[list[str], typer.Argument(help="Posts to classify.")],
+    lang: Annotated[Optional[str], typer.Option(help="Language of the posts, if known.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c")] = None,
+) -> None:
+    """Classify posts: language, sentiment, complaint and escalation triggers."""
+    from classifiers.post import PostClassifier, PostText
+
+    cfg = _load(config) if config else _default_config()
+    classifier = PostClassifier(bundled_config_dir(), cfg.classifiers.languages, cfg.classifiers.sentiment_model)
+    for c, text in zip(classifier.classify([PostText(i, t, lang) for i, t in enumerate(texts)]), texts):
+        print(json.dumps({
+            "text": text[:200], "lang": c.lang, "sentiment": c.sentiment, "scores": c.sentiment_scores,
+            "complaint": c.complaint,
+            "triggers": [{"category": t.category, "span": [t.start, t.end], "text": t.matched_text} for t in c.triggers],
+        }, ensure_ascii=False))
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="YAML configuration file.")]) -> None:
+    """Validate a configuration: exit 0, or exit 2 with one line per problem naming its key."""
+    cfg = _load(path)
+    sources = [n for n in ("x", "reddit", "replay") if getattr(cfg.sources, n).enabled] or ["none"]
+    out.print(f"[green]ok[/green] {path}: {len(cfg.brands)} brand(s), sources: {', '.join(sources)}, "
+              f"{len(cfg.team.members)} team member(s)", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption) -> None:
+    """Create or migrate the database schema to the latest version."""
+    from monitor.store import db
+
+    cfg = _load(config)
+    try:
+        engine = db.make_engine(cfg.storage.url)
+        before = db.current_revision(engine)
+        db.upgrade(engine)
+    except db.StoreError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"database at revision {db.current_revision(engine)} (was {before or 'empty'})", highlight=False)
+
+
+@app.command()
+def status(config: ConfigOption) -> None:
+    """Where the monitor stands: source cursors, outbox, open escalations."""
+    from sqlalchemy import func, select
+
+    from monitor.store.repository import Store
+    from monitor.store.schema import CursorRow, EscalationRow
+
+    cfg = _load(config)
+    store = Store.open(cfg.storage.url)
+    try:
+        with store.session() as s:
+            cursors = s.scalars(select(CursorRow)).all()
+            states = dict(s.execute(select(EscalationRow.state, func.count()).group_by(EscalationRow.state)).all())
+        table = Table(title="Sources")
+        for column in ("source", "brand", "cursor", "last run"):
+            table.add_column(column)
+        for c in cursors:
+            table.add_row(c.source, c.brand, str(c.cursor), c.updated_at.isoformat(timespec="seconds"))
+        out.print(table)
+        out.print(f"mentions: {store.count_mentions()} · escalations: {states or 'none'} · "
+                  f"outbox: {store.outbox_counts() or 'empty'}", highlight=False)
+    finally:
+        store.close()
+
+
+@app.command()
+def digest(
+    config: ConfigOption,
+    week: Annotated[Optional[str], typer.Option(help="ISO week, e.g. 2026-W47; default: last week.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the digest as JSON.")] = False,
+) -> None:
+    """The weekly escalation digest from the stored history."""
+    from dataclasses import asdict
+
+    from monitor.clock import SystemClock
+    from monitor.digest import build_digest
+    from monitor.store.repository import Store
+
+    cfg = _load(config)
+    store = Store.open(cfg.storage.url)
+    try:
+        try:
+            result = build_digest(store, cfg, week, SystemClock().now())
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/red]", highlight=False)
+            raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(asdict(result)))
+        return
+    table = Table(title=f"Escalation digest {result.week}", show_header=False)
+    for key, value in asdict(result).items():
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    import csv
+
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                err.print(f"[red]--file[/red]: {path} has no column(s) {', '.join(missing)} in its header",
+                          highlight=False)
+                raise typer.Exit(2)
+            return [row for row in reader if row.get("text") is not None]
+    except OSError as exc:
+        err.print(f"[red]--file[/red]: cannot read {path}: {exc.strerror}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _classify_timed(rows: list[dict[str, str]]):
+    from classifiers.post import PostClassifier, PostText
+
+    cfg = _default_config()
+    classifier = PostClassifier(bundled_config_dir(), cfg.classifiers.languages, cfg.classifiers.sentiment_model)
+    results = []
+    started = time.perf_counter()
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("classifying", total=len(rows))
+        for i in range(0, len(rows), 256):
+            chunk = rows[i:i + 256]
+            results += classifier.classify([PostText(j, r["text"], None) for j, r in enumerate(chunk)])
+            progress.advance(task, len(chunk))
+    return classifier, results, time.perf_counter() - started
+
+
+@eval_app.command("sentiment")
+def eval_sentiment(
+    file: Annotated[Path, typer.Option(help="TSV with a header and columns label (negative/neutral/positive), text.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Macro recall, macro F1 and accuracy of the sentiment model on a labelled file."""
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    rows = _read_tsv(file, ("label", "text"))
+    labels = ["negative", "neutral", "positive"]
+    bad = sorted({r["label"] for r in rows} - set(labels))
+    if bad:
+        err.print(f"[red]--file[/red]: unknown labels {bad} (expected {labels})", highlight=False)
+        raise typer.Exit(2)
+    classifier, results, seconds = _classify_timed(rows)
+    truth = [r["label"] for r in rows]
+    predicted = [c.sentiment for c in results]
+    report = {
+        "n": len(rows),
+        "macro_recall": round(recall_score(truth, predicted, labels=labels, average="macro", zero_division=0), 4),
+        "macro_f1": round(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0), 4),
+        "accuracy": round(accuracy_score(truth, predicted), 4),
+        "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1),
+        "model": classifier.model_name,
+    }
+    print(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+
+
+@eval_app.command("complaints")
+def eval_complaints(
+    file: Annotated[Path, typer.Option(help="TSV with a header and columns text, is_complaint (0/1).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Macro F1, precision and recall of complaint detection on a labelled file."""
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    rows = _read_tsv(file, ("text", "is_complaint"))
+    bad = sorted({r["is_complaint"] for r in rows} - {"0", "1"})
+    if bad:
+        err.print(f"[red]--file[/red]: is_complaint must be 0 or 1, found {bad[:5]}", highlight=False)
+        raise typer.Exit(2)
+    classifier, results, seconds = _classify_timed(rows)
+    truth = [int(r["is_complaint"]) for r in rows]
+    predicted = [int(c.complaint >= 0.5) for c in results]
+    report = {
+        "n": len(rows),
+        "macro_f1": round(f1_score(truth, predicted, average="macro", zero_division=0), 4),
+        "precision": round(precision_score(truth, predicted, zero_division=0), 4),
+        "recall": round(recall_score(truth, predicted, zero_division=0), 4),
+        "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1),
+        "model": classifier.model_name,
+    }
+    print(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))

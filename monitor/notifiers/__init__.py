@@ -1,0 +1,1 @@
+"""Notifiers deliver queued alerts: the console (no Slack configured) and Slack."""

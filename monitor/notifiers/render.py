@@ -1,0 +1,74 @@
+"""Turning an alert into text an agent reads, with the post's text made harmless.
+
+A post is untrusted: in Slack mrkdwn `<!channel>`, `<!here>`, `<@U…>`, `<#C…>` and `<url|label>`
+are live syntax. Escaping `&`, `<` and `>` (Slack's own rule) turns all of them into plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+
+from monitor.models import AlertMessage, Author, Metrics, Owner, Severity
+
+MAX_POST_CHARS = 500
+_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_SEVERITY_ICON = {Severity.medium: ":large_yellow_circle:", Severity.high: ":large_orange_circle:",
+                  Severity.critical: ":red_circle:"}
+
+
+def escape_mrkdwn(text: str, limit: int = MAX_POST_CHARS) -> str:
+    text = " ".join(text.split())  # newlines in a post must not break the message layout
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # Plain "@channel" only pings with link_names, which we never set; a zero-width joiner makes sure.
+    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+
+
+def alert_to_payload(alert: AlertMessage) -> dict:
+    data = asdict(alert)
+    data["severity"] = alert.severity.value
+    return data
+
+
+def payload_to_alert(payload: dict) -> AlertMessage:
+    data = dict(payload)
+    data["severity"] = Severity(data["severity"])
+    data["author"] = Author(**data["author"]) if data.get("author") else None
+    data["owner"] = Owner(**data["owner"])
+    data["engagement"] = Metrics(**data["engagement"]) if data.get("engagement") else None
+    data["reasons"] = tuple(data.get("reasons") or ())
+    return AlertMessage(**data)
+
+
+def owner_mention(owner: Owner) -> str:
+    if owner.slack_user:
+        return f"<@{owner.slack_user}>"
+    return owner.member or "nobody"
+
+
+def render_mrkdwn(alert: AlertMessage) -> str:
+    """The alert as one Slack mrkdwn message (the console prints exactly this)."""
+    icon = _SEVERITY_ICON[alert.severity]
+    lines = [f"{icon} *{alert.severity.value.upper()}* · {escape_mrkdwn(alert.brand, 80)} · {alert.title}"]
+    if alert.change:
+        lines.append(f"_Update: {escape_mrkdwn(alert.change, 200)}_")
+    if alert.author is not None:
+        verified = " ✔" if alert.author.verified else ""
+        lines.append(f"{alert.source} · @{escape_mrkdwn(alert.author.handle, 60)}{verified} · "
+                     f"{alert.author.followers:,} followers")
+    lines.append("> " + escape_mrkdwn(alert.text))
+    if alert.url:
+        lines.append(f"<{alert.url.replace('|', '%7C').replace('>', '%3E')}|Open the post>")
+    if alert.reasons:
+        lines.append("*Why:* " + escape_mrkdwn(" · ".join(alert.reasons), 400))
+    if alert.engagement is not None:
+        e = alert.engagement
+        forecast = f" · forecast {alert.forecast_shares:,.0f} shares" if alert.forecast_shares else ""
+        lines.append(f"*Engagement:* {e.reposts:,} reposts · {e.quotes:,} quotes · {e.replies:,} replies · "
+                     f"{e.likes:,} likes{forecast}")
+    if alert.members > 1:
+        lines.append(f"*Posts:* {alert.members}")
+    lines.append(f"*Suggested owner:* {owner_mention(alert.owner)} ({escape_mrkdwn(alert.owner.reason, 200)})")
+    return "\n".join(lines)

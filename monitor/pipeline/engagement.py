@@ -1,0 +1,60 @@
+"""Engagement re-polling: fresh counts for watched mentions, less often as they age."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from monitor.clock import Clock
+from monitor.collectors.base import Collector
+from monitor.config import EngagementConfig
+from monitor.models import Snapshot, StoredMention
+from monitor.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+def next_poll(created_at: datetime, now: datetime, snapshots: Sequence[Snapshot],
+              cfg: EngagementConfig) -> datetime | None:
+    """When to look again: the next step of the schedule after `now`, then hourly; None ends the watch."""
+    age = now - created_at
+    if age >= timedelta(hours=cfg.max_age_hours):
+        return None
+    # Clearly dead: old enough and no new shares over the last three polls.
+    recent = [s.metrics.shares for s in snapshots[-3:]]
+    if age >= timedelta(hours=2) and len(recent) == 3 and recent[0] == recent[-1]:
+        return None
+    for minutes in cfg.repoll_minutes:
+        due = created_at + timedelta(minutes=minutes)
+        if due > now:
+            return due
+    return now + timedelta(hours=1)
+
+
+def repoll_due(store: Store, collectors: Mapping[str, Collector], clock: Clock, cfg: EngagementConfig) -> int:
+    """Re-poll every watched mention that is due; returns the number of snapshots stored."""
+    now = clock.now()
+    due = store.due_for_repoll(now)
+    if not due:
+        return 0
+    by_source: dict[str, list[StoredMention]] = defaultdict(list)
+    for mention in due:
+        by_source[mention.source].append(mention)
+    stored = 0
+    schedule: dict[int, datetime | None] = {}
+    for source, mentions in by_source.items():
+        collector = collectors.get(source)
+        if collector is None:
+            schedule.update({m.id: None for m in mentions})  # source no longer configured
+            continue
+        updates = collector.refresh_metrics([m.external_id for m in mentions])
+        stored += store.add_snapshots(updates)
+        returned = {u.external_id for u in updates}
+        for m in mentions:
+            # A post the source no longer returns was deleted or hidden: stop watching it.
+            schedule[m.id] = next_poll(m.created_at, now, store.snapshots(m.id), cfg) if m.external_id in returned else None
+    store.set_watch(schedule)
+    log.info("repolled mentions=%d snapshots=%d", len(due), stored)
+    return stored

@@ -1,0 +1,78 @@
+"""Storm stage: open, grow and close storms of negative posts per brand."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from classifiers.storm import HourOfWeekBaseline, StormDetector
+from monitor.clock import Clock
+from monitor.config import BrandConfig, StormConfig
+from monitor.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_AT_LEAST = 0.5
+COMPLAINT_AT_LEAST = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class StormChange:
+    storm_id: int
+    brand: str
+    opened: bool
+    added: int
+    closed: bool
+
+
+class StormTracker:
+    def __init__(self, cfg: StormConfig, timezone: str):
+        self.cfg = cfg
+        self.detector = StormDetector(cfg.window_minutes, cfg.min_posts, cfg.surge_p_value)
+        self.baseline = HourOfWeekBaseline(cfg.prior_negative_per_hour, timezone)
+
+    def update(self, store: Store, brand: BrandConfig, clock: Clock) -> list[StormChange]:
+        now = clock.now()
+        window_start = now - timedelta(minutes=self.cfg.window_minutes)
+        brand_terms = [brand.name] + [t for terms in brand.search_terms.values() for t in terms] + \
+                      [h for handles in brand.own_accounts.values() for h in handles]
+        window = store.negative_mentions(brand.name, window_start, now, NEGATIVE_AT_LEAST, COMPLAINT_AT_LEAST)
+        changes: list[StormChange] = []
+
+        in_storm = store.storm_member_ids(brand.name, now - timedelta(days=2))
+        for storm in store.open_storms(brand.name):
+            joining = [m for m, _ in window if m.id not in in_storm
+                       and self.detector.matches(m.text, storm.terms, brand_terms)]
+            matching_now = sum(1 for m, _ in window if self.detector.matches(m.text, storm.terms, brand_terms))
+            added = store.grow_storm(storm.id, joining, matching_now) if joining else 0
+            in_storm.update(m.id for m in joining)
+            quiet_since = storm.last_post_at if not joining else now
+            closed = (self.detector.is_calm(matching_now, storm.expected_per_window)
+                      and now - quiet_since >= timedelta(minutes=self.cfg.close_after_minutes))
+            if closed:
+                store.close_storm(storm.id, now)
+                log.info("storm closed brand=%s storm=%d name=%r", brand.name, storm.id, storm.name)
+            if added or closed:
+                changes.append(StormChange(storm.id, brand.name, False, added, closed))
+
+        loose = [(m, c) for m, c in window if m.id not in in_storm]
+        history_start = store.first_mention_at(brand.name)
+        history = [m.created_at for m, _ in store.negative_mentions(
+            brand.name, now - timedelta(weeks=8), window_start, NEGATIVE_AT_LEAST, COMPLAINT_AT_LEAST)
+            if m.id not in in_storm]
+        expected = self.baseline.rate(now, history, history_start, window_start) * self.cfg.window_minutes / 60
+        if not self.detector.is_surge(len(loose), expected):
+            return changes
+        background = [m.text for m, _ in store.negative_mentions(
+            brand.name, now - timedelta(hours=24), window_start, NEGATIVE_AT_LEAST, COMPLAINT_AT_LEAST)]
+        terms = self.detector.storm_terms([m.text for m, _ in loose], background, brand_terms)
+        members = [m for m, _ in loose if self.detector.matches(m.text, terms, brand_terms)]
+        if len(members) < self.cfg.min_posts:
+            return changes  # a rise in scattered complaints with nothing in common is not one storm
+        name = self.detector.name(terms)
+        storm_id = store.open_storm(brand.name, name, terms, now, expected, members)
+        log.info("storm opened brand=%s storm=%d name=%r posts=%d expected=%.2f", brand.name, storm_id, name,
+                 len(members), expected)
+        changes.append(StormChange(storm_id, brand.name, True, len(members), False))
+        return changes

@@ -1,0 +1,1 @@
+"""Persistence: mentions, engagement, classifications, escalations, the alert outbox."""
