@@ -24,8 +24,11 @@ class RiskWeights:
     intercept: float = -4.0
     negative: float = 2.0
     complaint: float = 1.5
-    trigger: float = 2.5
+    trigger: float = 3.0
     extra_trigger_category: float = 0.5
+    # Threats to go public or to an authority escalate on their own, whatever the tone.
+    strong_trigger: float = 0.5
+    strong_categories: tuple[str, ...] = ("press", "legal", "regulator", "shaming")
     reach_per_decade: float = 0.6  # per factor 10 of followers above 100
     verified: float = 0.4
     virality_per_decade: float = 1.2  # per factor 10 of forecast shares above 10
@@ -56,6 +59,7 @@ class RiskScorer:
         categories = sorted({t.category for t in c.triggers})
         if categories:
             z += w.trigger + w.extra_trigger_category * (len(categories) - 1)
+            z += w.strong_trigger if set(categories) & set(w.strong_categories) else 0.0
             quoted = ", ".join(dict.fromkeys(f'"{t.matched_text}"' for t in c.triggers))
             reasons.append((w.trigger, f"{'/'.join(categories)} threat: {quoted}"))
 

@@ -20,6 +20,8 @@ being they them their there here about after before into over than then some suc
 de het een en van ik je jij jullie we wij zij ze die dat dit er is zijn was waren wordt word worden niet
 geen wel nog al maar of om te op in aan met voor naar bij uit ook dan als zo wat wie hoe waarom waar
 mijn me mij ons onze hun heb hebt heeft had kan kun kunnen moet moeten zal zou gaat gaan doet doen
+meer sinds ook even weer alweer hier daar echt gewoon iemand iets anders heel hele nou toch jullie
+anyone anything someone still here there today since really just know think want need going
 der die das und nicht ist ich mit für auf les des une est pas pour avec sur dans que qui
 """.split())
 
@@ -97,7 +99,7 @@ class StormDetector:
         window_df = Counter(t for text in window_texts for t in _terms_of(text, skip))
         background_df = Counter(t for text in background_texts for t in _terms_of(text, skip))
         n_w, n_b = max(1, len(window_texts)), max(1, len(background_texts))
-        floor = max(2, math.ceil(0.15 * n_w))
+        floor = max(2, math.ceil(0.08 * n_w))
         scored = []
         for term, df in window_df.items():
             if df < floor:

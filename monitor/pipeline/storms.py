@@ -14,7 +14,9 @@ from monitor.store.repository import Store
 log = logging.getLogger(__name__)
 
 NEGATIVE_AT_LEAST = 0.5
-COMPLAINT_AT_LEAST = 0.5
+COMPLAINT_AT_LEAST = 0.7  # to open a storm: only clear complaints count towards a surge
+JOIN_COMPLAINT_AT_LEAST = 0.5  # to join one already open: the shared terms say the rest
+MAX_STORM_TERMS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +43,22 @@ class StormTracker:
         changes: list[StormChange] = []
 
         in_storm = store.storm_member_ids(brand.name, now - timedelta(days=2))
-        for storm in store.open_storms(brand.name):
-            joining = [m for m, _ in window if m.id not in in_storm
-                       and self.detector.matches(m.text, storm.terms, brand_terms)]
-            matching_now = sum(1 for m, _ in window if self.detector.matches(m.text, storm.terms, brand_terms))
+        open_storms = store.open_storms(brand.name)
+        candidates = store.negative_mentions(brand.name, window_start, now, NEGATIVE_AT_LEAST,
+                                             JOIN_COMPLAINT_AT_LEAST) if open_storms else []
+        for storm in open_storms:
+            # A storm's vocabulary grows with it: "storing" first, then "ligt eruit", "plat"...
+            member_texts = [m.text for m in store.mentions(store.storm_member_ids_of(storm.id))]
+            background = [m.text for m, _ in store.negative_mentions(
+                brand.name, storm.opened_at - timedelta(hours=24), storm.opened_at - timedelta(minutes=30),
+                NEGATIVE_AT_LEAST, COMPLAINT_AT_LEAST)]
+            fresh = self.detector.storm_terms(member_texts + [m.text for m, _ in candidates], background, brand_terms)
+            terms = list(dict.fromkeys([*storm.terms, *fresh]))[:MAX_STORM_TERMS]
+            if len(terms) > len(storm.terms):
+                store.set_storm_terms(storm.id, terms)
+            joining = [m for m, _ in candidates if m.id not in in_storm
+                       and self.detector.matches(m.text, terms, brand_terms)]
+            matching_now = sum(1 for m, _ in candidates if self.detector.matches(m.text, terms, brand_terms))
             added = store.grow_storm(storm.id, joining, matching_now) if joining else 0
             in_storm.update(m.id for m in joining)
             quiet_since = storm.last_post_at if not joining else now

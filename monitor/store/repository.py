@@ -479,6 +479,10 @@ class Store:
                       .values(needs_scoring=True))
         return added
 
+    def set_storm_terms(self, storm_id: int, terms: Sequence[str]) -> None:
+        with self.session() as s:
+            s.get_one(StormRow, storm_id).terms = list(terms)
+
     def close_storm(self, storm_id: int, at: datetime) -> None:
         with self.session() as s:
             s.get_one(StormRow, storm_id).closed_at = at
@@ -569,6 +573,8 @@ class Store:
             s.add(row)
             s.flush()
             self._attach(s, row.id, member_ids, now)
+            # The brand may have answered before the alert went out (or in the same batch).
+            row.first_reply_at = _earliest_brand_reply(s, set(member_ids))
             s.add(EscalationEventRow(escalation_id=row.id, at=now, actor=None, action="opened",
                                      detail={"severity": severity.value, "probability": round(probability, 4)}))
             payload = dict(alert_payload, escalation_id=row.id)
@@ -654,11 +660,12 @@ class Store:
                 if row.escalation_id in blocked or row.next_attempt_at > now:
                     blocked.add(row.escalation_id)
                     continue
-                thread_ts = s.scalar(select(OutboxRow.message_ts).where(
-                    OutboxRow.escalation_id == row.escalation_id, OutboxRow.kind == "new"))
-                if row.kind == "update" and thread_ts is None:
-                    blocked.add(row.escalation_id)
+                first = s.execute(select(OutboxRow.state, OutboxRow.message_ts).where(
+                    OutboxRow.escalation_id == row.escalation_id, OutboxRow.kind == "new")).first()
+                if row.kind == "update" and (first is None or first.state != "sent"):
+                    blocked.add(row.escalation_id)  # an update never overtakes the message it updates
                     continue
+                thread_ts = first.message_ts if first is not None else None
                 items.append(OutboxItem(row.id, row.escalation_id, row.kind, dict(row.payload), row.channel,
                                         row.attempts, thread_ts))
             return items
@@ -730,6 +737,20 @@ def _snapshot_row(mention_id: int, at: datetime, m: Metrics) -> SnapshotRow:
 
 def _trigger_dict(t: TriggerMatch) -> dict:
     return {"category": t.category, "term": t.term, "start": t.start, "end": t.end, "matched_text": t.matched_text}
+
+
+def _earliest_brand_reply(s: Session, mention_ids: set[int]) -> datetime | None:
+    if not mention_ids:
+        return None
+    posts = s.execute(select(MentionRow.source, MentionRow.external_id, MentionRow.conversation_id)
+                      .where(MentionRow.id.in_(mention_ids))).all()
+    replies = [
+        and_(MentionRow.source == p.source,
+             or_(MentionRow.in_reply_to == p.external_id,
+                 and_(MentionRow.conversation_id.is_not(None), MentionRow.conversation_id == p.conversation_id)))
+        for p in posts
+    ]
+    return s.scalar(select(func.min(MentionRow.created_at)).where(MentionRow.is_brand_reply.is_(True), or_(*replies)))
 
 
 def _record_brand_reply(s: Session, reply: MentionRow, now: datetime) -> None:

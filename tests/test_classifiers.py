@@ -1,0 +1,231 @@
+"""Classifiers: trigger spans, language id, robustness on hostile input, and mrkdwn escaping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from classifiers.language import LanguageIdentifier
+from classifiers.lexicon import SENTIMENT_LABELS
+from classifiers.post import MAX_TEXT_CHARS, PostText, clean_text
+from classifiers.triggers import TriggerDetector
+from monitor.config import bundled_config_dir
+from monitor.models import AlertMessage, Author, Owner, Severity
+from monitor.notifiers.render import MAX_POST_CHARS, escape_mrkdwn, render_mrkdwn
+from tests.support import LEGAL_THREAT, NEUTRAL_CHATTER
+
+
+@pytest.fixture(scope="module")
+def triggers():
+    return TriggerDetector(bundled_config_dir() / "triggers")
+
+
+@pytest.fixture(scope="module")
+def language():
+    return LanguageIdentifier(["nl", "en", "de", "fr", "es", "it", "pt"])
+
+
+def one(classifier, text: str, lang: str | None = None):
+    (result,) = classifier.classify([PostText(1, text, lang)])
+    return result
+
+
+# --- triggers -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, lang, category, matched", [
+    ("ik stap naar de Radar", "nl", "press", "Radar"),
+    ("my lawyer will hear about this", "en", "legal", "lawyer"),
+    ("#boycottAcme", "en", "shaming", "#boycottAcme"),
+    ("Ik neem een advocaat in de arm als dit zo doorgaat", "nl", "legal", "advocaat"),
+    ("I will report this to Ofcom tomorrow", "en", "regulator", "Ofcom"),
+])
+def test_trigger_category_and_span(triggers, text, lang, category, matched):
+    found = triggers.find(text, lang)
+    hits = [t for t in found if t.category == category]
+    assert hits, found
+    t = hits[0]
+    assert text[t.start:t.end] == t.matched_text
+    assert t.matched_text.lower() == matched.lower()
+
+
+def test_trigger_spans_through_the_post_classifier(classifier):
+    text = "ik stap naar de Radar"
+    result = one(classifier, text)
+    (press,) = [t for t in result.triggers if t.category == "press"]
+    assert text[press.start:press.end] == "Radar"
+    assert result.lang == "nl"
+
+
+def test_trigger_spans_stay_true_with_curly_apostrophes(triggers):
+    text = "I’m done, my lawyer’s letter goes out today"
+    (legal,) = [t for t in triggers.find(text, "en") if t.category == "legal"]
+    assert text[legal.start:legal.end] == legal.matched_text == "lawyer"
+
+
+def test_dutch_post_also_checked_against_english_terms(triggers):
+    text = "Ik ben er klaar mee, see you in court Acme"
+    assert any(t.category == "legal" for t in triggers.find(text, "nl"))
+
+
+def test_post_of_unknown_language_is_checked_against_every_list(triggers):
+    assert any(t.category == "press" for t in triggers.find("naar de Radar", None))
+    assert any(t.category == "legal" for t in triggers.find("my lawyer", "xx"))
+
+
+@pytest.mark.parametrize("text", NEUTRAL_CHATTER + [
+    "Thanks Acme, the new router works great!",
+    "Heeft iemand een tip voor een goede wifi-versterker?",
+    "the weather radar shows rain",  # lower-case ordinary word in English chatter
+])
+def test_no_trigger_in_ordinary_chatter(classifier, text):
+    lang = "en" if text.startswith("the weather") else None
+    assert one(classifier, text, lang).triggers == ()
+
+
+def test_term_needs_word_boundaries(triggers):
+    # "sue" is a legal term; "issue" and "pursue" are not threats.
+    assert not any(t.category == "legal" for t in triggers.find("there is an issue I want to pursue", "en"))
+
+
+# --- language ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("Ik ben heel tevreden over de snelle installatie van mijn nieuwe internetverbinding", "nl"),
+    ("Mijn internet valt al de hele week elke avond uit en niemand belt me terug", "nl"),
+    ("I am very happy with the quick installation of my new internet connection", "en"),
+    ("My internet has been dropping every evening this week and nobody calls me back", "en"),
+])
+def test_language_of_clear_sentences(language, text, expected):
+    assert language.identify(text) == expected
+
+
+@pytest.mark.parametrize("text", ["ok", "", "👍👍👍", "12345 678", "!!!"])
+def test_language_none_when_too_short_to_tell(language, text):
+    assert language.identify(text) is None
+
+
+def test_unknown_language_code_in_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="xx"):
+        LanguageIdentifier(["nl", "xx"])
+    with pytest.raises(ValueError):
+        LanguageIdentifier(["nl"])
+
+
+# --- robustness ---------------------------------------------------------------------------------------
+
+HOSTILE = {
+    "empty": "",
+    "whitespace": " \n\t ",
+    "huge": ("Acme is terrible, my lawyer will hear about this! " * 2100)[:100_000],
+    "binary": "\x00\x01\xff" * 100,
+    "surrogate-free emoji": "😡" * 500,
+    "control chars": "\x1b[31mred\x1b[0m \u202e reversed \u200b",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+@pytest.mark.parametrize("lang", [None, "zz", "nl"])
+def test_post_classifier_survives_hostile_input(classifier, name, lang):
+    result = one(classifier, HOSTILE[name], lang)
+    assert result.sentiment in SENTIMENT_LABELS
+    assert set(result.sentiment_scores) == set(SENTIMENT_LABELS)
+    assert all(0.0 <= p <= 1.0 for p in result.sentiment_scores.values())
+    assert math.isclose(sum(result.sentiment_scores.values()), 1.0, abs_tol=1e-3)
+    assert 0.0 <= result.complaint <= 1.0
+    assert result.sentiment == max(result.sentiment_scores, key=result.sentiment_scores.__getitem__)
+    if lang is not None:
+        assert result.lang == lang  # a source's label is kept, even one the classifier does not know
+    for t in result.triggers:
+        assert 0 <= t.start < t.end <= MAX_TEXT_CHARS
+
+
+def test_huge_post_is_cut_and_still_read(classifier):
+    result = one(classifier, HOSTILE["huge"], "en")
+    assert any(t.category == "legal" for t in result.triggers)
+    assert result.sentiment == "negative"
+
+
+def test_clean_text_drops_control_characters_and_caps_length():
+    cleaned = clean_text("a\x00b\x01c\nd" + "x" * 5000)
+    assert "\x00" not in cleaned and "\x01" not in cleaned
+    assert cleaned.startswith("a b c\nd")
+    assert len(cleaned) == MAX_TEXT_CHARS
+
+
+def test_batch_keeps_order_and_ids(classifier):
+    posts = [PostText(7, LEGAL_THREAT, None), PostText(3, NEUTRAL_CHATTER[1], None), PostText(9, "", None)]
+    results = classifier.classify(posts)
+    assert [r.mention_id for r in results] == [7, 3, 9]
+    assert results[0].sentiment == "negative" and results[0].triggers
+    assert results[1].sentiment != "negative" and not results[1].triggers
+    assert classifier.classify([]) == []
+
+
+def test_sentiment_direction(classifier):
+    negative = one(classifier, "Absolutely terrible service, worst provider ever, I hate this", "en")
+    positive = one(classifier, "Great service, thanks so much, the engineer was brilliant", "en")
+    assert negative.sentiment == "negative" and positive.sentiment == "positive"
+    assert negative.negative > positive.negative
+    complaint = one(classifier, "Internet down again for the third day, nobody answers the phone, terrible", "en")
+    praise = one(classifier, "Great service, thanks so much, the engineer was brilliant", "en")
+    assert complaint.complaint > 0.5 > praise.complaint
+
+
+# --- mrkdwn escaping ------------------------------------------------------------------------------------
+
+LIVE_SYNTAX = ["<!channel>", "<!here>", "<!everyone>", "<@U123>", "<#C123>", "<https://evil|x>",
+               "<!subteam^S123>", "<mailto:a@b.c|mail>"]
+
+
+@pytest.mark.parametrize("payload", LIVE_SYNTAX + [" ".join(LIVE_SYNTAX), "a<b>c<<!channel>>"])
+def test_escape_mrkdwn_leaves_no_live_syntax(payload):
+    escaped = escape_mrkdwn(f"hey {payload} there")
+    assert "<" not in escaped and ">" not in escaped
+    assert "&lt;" in escaped
+
+
+def test_escape_mrkdwn_escapes_ampersand_first():
+    assert escape_mrkdwn("a & b <c>") == "a &amp; b &lt;c&gt;"
+    # An already-escaped entity in a post is shown literally, not turned into a "<".
+    assert escape_mrkdwn("&lt;!channel&gt;") == "&amp;lt;!channel&amp;gt;"
+
+
+def test_escape_mrkdwn_caps_length_with_ellipsis():
+    escaped = escape_mrkdwn("a" * 1000)
+    assert len(escaped) == MAX_POST_CHARS
+    assert escaped.endswith("…")
+    short = escape_mrkdwn("word " * 10, limit=12)
+    assert len(short) <= 12 and short.endswith("…")
+    assert escape_mrkdwn("exactly ten", limit=11) == "exactly ten"
+
+
+def test_escape_mrkdwn_collapses_newlines():
+    assert escape_mrkdwn("line one\n\n> quoted\r\nline") == "line one &gt; quoted line"
+
+
+@pytest.mark.parametrize("word", ["@channel", "@here", "@everyone", "@Channel", "@HERE"])
+def test_broadcast_words_get_a_zero_width_joiner(word):
+    escaped = escape_mrkdwn(f"hello {word} look")
+    assert word not in escaped
+    assert "@\u2060" + word[1:] in escaped
+
+
+def test_ordinary_mentions_are_left_alone():
+    assert escape_mrkdwn("@acme_care @channel4news") == "@acme_care @channel4news"
+
+
+def test_rendered_alert_has_only_our_own_markup():
+    hostile = "<!channel> pay now <https://evil.example|acme.com> <@U0BOSS> @here"
+    alert = AlertMessage(
+        escalation_id=1, kind="new", brand="Acme <!here>", severity=Severity.high, title="Escalation risk",
+        source="x", author=Author("1", "evil<!channel>", 10, False), text=hostile, url="https://x.example/1",
+        reasons=("legal threat: \"<!channel>\"",), owner=Owner("Sanne", "U01SANNE", "speaks en <@U999>"),
+    )
+    text = render_mrkdwn(alert)
+    for live in ("<!channel>", "<!here>", "<@U0BOSS>", "<https://evil.example", "<@U999>"):
+        assert live not in text
+    # The only live markup left is the link to the post and the suggested owner's mention.
+    opened = [chunk.split(">")[0] for chunk in text.split("<")[1:]]
+    assert opened == ["https://x.example/1|Open the post", "@U01SANNE"]
+    assert "@\u2060here" in text
