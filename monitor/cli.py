@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -202,7 +203,7 @@ def demo(
     out.print(table)
     for label, posts in (("missed", summary.missed_posts), ("false positive", summary.false_positive_posts)):
         for post in posts:
-            out.print(f"[yellow]{label}[/yellow] {post}", highlight=False, markup=False)
+            out.print(f"[yellow]{label}[/yellow] {escape(post)}", highlight=False)
 
 
 @app.command()
