@@ -54,7 +54,7 @@ class Digest:
     claim_breaches: int
     reply_breaches: int
     dismissed: int
-    false_positive_rate: float | None
+    false_positive_rate: float | None  # from agents' feedback labels, else from dismissals
     per_owner: dict[str, int]
     bottleneck: str | None
 
@@ -72,6 +72,7 @@ def build_digest(store: Store, config: Config, week: str | None, now: datetime) 
 
     closed = [e for e in escalations if e.state in (EscalationState.resolved, EscalationState.dismissed)]
     dismissed = sum(e.state is EscalationState.dismissed for e in escalations)
+    labels = [label for _, label in store.feedback_between(start, end)]
     waits = {
         "unclaimed": sum(_minutes(e.claimed_at or e.closed_at or now, e.created_at) or 0 for e in escalations),
         "claimed but unanswered": sum(_minutes(e.first_reply_at or e.closed_at or now, e.claimed_at) or 0
@@ -89,7 +90,8 @@ def build_digest(store: Store, config: Config, week: str | None, now: datetime) 
         claim_breaches=sum(breached(e, e.claimed_at, config.sla.claim_minutes) for e in escalations),
         reply_breaches=sum(breached(e, e.first_reply_at, config.sla.reply_minutes) for e in escalations),
         dismissed=dismissed,
-        false_positive_rate=dismissed / len(closed) if closed else None,
+        false_positive_rate=(labels.count("false_positive") / len(labels) if labels
+                             else dismissed / len(closed) if closed else None),
         per_owner=dict(Counter(e.owner or e.suggested_owner or "unassigned" for e in escalations)),
         bottleneck=max(waits, key=waits.__getitem__) if escalations else None,
     )

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.clock import ManualClock
 from monitor.config import bundled_config_dir
-from tests.support import T0, build_config, build_mention, write_scenario
+from tests.support import build_config, build_mention, write_scenario
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -114,11 +113,6 @@ def make_config():
 def make_mention():
     """`make_mention(external_id, text, at=..., ...)` -> MentionIn for the brand Acme."""
     return build_mention
-
-
-@pytest.fixture
-def clock():
-    return ManualClock(T0)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,16 @@ from tests.support import (
 def runner(monkeypatch):
     monkeypatch.setenv("COLUMNS", "500")  # no wrapped error lines
     return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Commands reconfigure the root logger onto the runner's (then closed) stderr: put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def flat(text: str) -> str:
@@ -263,3 +274,15 @@ def test_eval_sentiment_unknown_label(runner, tmp_path):
 def test_eval_missing_file(runner, tmp_path):
     result = runner.invoke(app, ["eval", "complaints", "--file", str(tmp_path / "nope.tsv"), "--json"])
     assert result.exit_code == 2
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: monitor/cli.py eval sentiment/complaints pass empty lists to sklearn when the TSV has a "
+    "header and no rows; sklearn raises ValueError ('Found empty input array') and the command crashes "
+    "with a traceback (exit 1) instead of exiting 2 with a message"))
+@pytest.mark.parametrize("command, header", [("sentiment", "label\ttext"), ("complaints", "text\tis_complaint")])
+def test_eval_header_only_file_exits_2(runner, tmp_path, command, header):
+    path = tmp_path / "empty.tsv"
+    path.write_text(f"{header}\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", command, "--file", str(path), "--json"])
+    assert result.exit_code == 2, result.output

@@ -150,8 +150,8 @@ def test_parse_config_names_the_key(raw, key):
     assert any(p.split(": ")[0] == key for p in exc.value.problems), exc.value.problems
 
 
-def test_parse_config_defaults_and_helpers():
-    config = parse_config(config_dict(), environ={})
+def test_parse_config_defaults_and_helpers(make_config):
+    config = make_config()
     assert config.own_accounts("x") == {"acme_care"}
     assert config.own_accounts("reddit") == set()
     assert config.thresholds_for("Acme") is config.thresholds
@@ -159,3 +159,47 @@ def test_parse_config_defaults_and_helpers():
     assert config.thresholds.severity_for(0.5).value == "medium"
     assert config.thresholds.severity_for(0.8).value == "high"
     assert config.thresholds.severity_for(0.95).value == "critical"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: monitor/config.py load_config catches only OSError around read_text(); a file that is "
+    "not UTF-8 raises UnicodeDecodeError, so check-config crashes with a traceback (exit 1)"))
+def test_check_config_on_a_binary_file_reports_one_line(runner, tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x01 not text at all \x89PNG")
+    result = runner.invoke(app, ["check-config", str(path)])
+    assert result.exit_code == 2
+    lines = problem_lines(result)
+    assert len(lines) == 1 and "cfg.yaml" in lines[0], result.output
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: monitor/config.py parse_config checks slack.bot_token_env only when the rest of the file "
+    "validates; _missing_secrets_raw covers x and reddit but not slack, so one run does not report everything"))
+def test_missing_slack_token_is_reported_with_the_other_problems(runner, tmp_path):
+    path = write(tmp_path, """\
+        brands:
+          - name: Acme
+            colour: red
+        slack:
+          enabled: true
+        """)
+    result = runner.invoke(app, ["check-config", str(path)])
+    assert result.exit_code == 2
+    lines = problem_lines(result)
+    assert any(line.startswith("brands[0].colour:") for line in lines), lines
+    assert any(line.startswith("slack.bot_token_env:") and "SLACK_BOT_TOKEN" in line for line in lines), lines
+
+
+def test_missing_slack_token_on_an_otherwise_valid_file(runner, tmp_path):
+    path = write(tmp_path, yaml.safe_dump(config_dict(slack={"enabled": True})))
+    result = runner.invoke(app, ["check-config", str(path)])
+    assert result.exit_code == 2
+    lines = problem_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("slack.bot_token_env:") and "SLACK_BOT_TOKEN" in lines[0]
+
+
+def test_make_config_overrides_merge_into_the_document(make_config):
+    config = make_config(thresholds={"medium": 0.4}, storage={"url": "sqlite:///x.db"})
+    assert (config.thresholds.medium, config.thresholds.high) == (0.4, 0.75)
+    assert config.storage.url == "sqlite:///x.db" and config.brands[0].name == "Acme"

@@ -179,13 +179,18 @@ def test_crash_between_stages_then_restart(tmp_path, classifier, uninterrupted, 
 
     first = Notifier(crash_on=2)
     p = open_pipeline(url, scenario, first, classifier)
+    crashed = False
     try:
         crash(p)
     except Crash:
-        pass
+        crashed = True
     finally:
         p.store.close()  # the process is gone; nothing in memory survives
     del p
+    # The two crashes staged inside a stage really happened there.
+    assert crashed == (crash in (crash_inside_process_before_mark_scored, crash_mid_delivery))
+    if crash is crash_mid_delivery:
+        assert len(first.delivered) == 1
 
     second = Notifier()
     p = open_pipeline(url, scenario, second, classifier)

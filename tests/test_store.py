@@ -96,8 +96,8 @@ def test_overlapping_pages_in_one_batch_are_stored_once(store):
     assert all(len(store.snapshots(m.id)) == 1 for m in stored.values())
 
 
-def test_same_id_on_two_sources_is_two_mentions(store):
-    result = ingest(store, [build_mention("42", source="x"), build_mention("42", source="reddit")], "c")
+def test_same_id_on_two_sources_is_two_mentions(store, make_mention):
+    result = ingest(store, [make_mention("42", source="x"), make_mention("42", source="reddit")], "c")
     assert len(result.new_ids) == 2
 
 
@@ -127,6 +127,16 @@ def test_brand_reply_is_flagged_and_stamps_first_reply(store):
     later = build_mention("2003", "@someone we have sent you a DM", at=reply_at + timedelta(minutes=30),
                           handle=OWN_HANDLE, author_id="brand", conversation_id="conv-1", in_reply_to="2001")
     ingest(store, [later], "c3", now=reply_at + timedelta(minutes=31))
+    assert store.escalation(esc_id).first_reply_at == reply_at
+
+
+def test_brand_reply_stored_before_the_escalation_is_opened_counts(store):
+    customer = build_mention("2001", "@acme_care my lawyer will hear about this", conversation_id="conv-1")
+    reply_at = T0 + timedelta(minutes=2)
+    reply = build_mention("2002", "@someone sorry, please DM us", at=reply_at, handle=OWN_HANDLE,
+                          author_id="brand", conversation_id="conv-1", in_reply_to="2001")
+    customer_id, _ = ingest(store, [customer, reply], "c1", now=reply_at).new_ids
+    esc_id = open_escalation(store, customer_id, now=reply_at + timedelta(minutes=1))
     assert store.escalation(esc_id).first_reply_at == reply_at
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -336,16 +336,6 @@ class Store:
         """Called once the decisions on these mentions are stored, so a crash before it re-decides them."""
         with self.session() as s:
             s.execute(update(MentionRow).where(MentionRow.id.in_(list(mention_ids))).values(needs_scoring=False))
-
-    def latest_assessment(self, mention_id: int) -> RiskAssessment | None:
-        with self.session() as s:
-            row = s.scalars(
-                select(RiskRow).where(RiskRow.mention_id == mention_id).order_by(RiskRow.id.desc()).limit(1)
-            ).first()
-            if row is None:
-                return None
-            return RiskAssessment(row.mention_id, row.probability, Severity(row.severity) if row.severity else None,
-                                  tuple(row.reasons), row.forecast_shares, row.assessed_at)
 
     def unanswered_contacts(self, mention: StoredMention, since: datetime) -> int:
         """Posts by this author since `since`, counted from after the brand's last reply to them."""
