@@ -319,10 +319,17 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
                 err.print(f"[red]--file[/red]: {path} has no column(s) {', '.join(missing)} in its header",
                           highlight=False)
                 raise typer.Exit(2)
-            return [row for row in reader if row.get("text") is not None]
+            rows = [row for row in reader if row.get("text") is not None]
+    except UnicodeDecodeError:
+        err.print(f"[red]--file[/red]: {path} is not UTF-8 text", highlight=False)
+        raise typer.Exit(2) from None
     except OSError as exc:
         err.print(f"[red]--file[/red]: cannot read {path}: {exc.strerror}", highlight=False)
         raise typer.Exit(2) from None
+    if not rows:
+        err.print(f"[red]--file[/red]: {path} has a header but no rows to evaluate", highlight=False)
+        raise typer.Exit(2)
+    return rows
 
 
 def _classify_timed(rows: list[dict[str, str]]):

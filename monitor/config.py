@@ -346,6 +346,11 @@ def _missing_secrets_raw(raw: dict[str, Any], environ: dict[str, str]) -> list[s
             var = source.get(key, getattr(defaults[name], key))
             if isinstance(var, str) and not environ.get(var):
                 problems.append(f"sources.{name}.{key}: environment variable {var} is not set (the enabled source needs it)")
+    slack = raw.get("slack")
+    if isinstance(slack, dict) and slack.get("enabled") is True:
+        var = slack.get("bot_token_env", SlackConfig().bot_token_env)
+        if isinstance(var, str) and not environ.get(var):
+            problems.append(f"slack.bot_token_env: environment variable {var} is not set")
     return problems
 
 
@@ -361,6 +366,8 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the file ({exc.strerror})"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not a text file (it is not UTF-8)"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -276,10 +276,6 @@ def test_eval_missing_file(runner, tmp_path):
     assert result.exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: monitor/cli.py eval sentiment/complaints pass empty lists to sklearn when the TSV has a "
-    "header and no rows; sklearn raises ValueError ('Found empty input array') and the command crashes "
-    "with a traceback (exit 1) instead of exiting 2 with a message"))
 @pytest.mark.parametrize("command, header", [("sentiment", "label\ttext"), ("complaints", "text\tis_complaint")])
 def test_eval_header_only_file_exits_2(runner, tmp_path, command, header):
     path = tmp_path / "empty.tsv"

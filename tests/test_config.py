@@ -161,9 +161,6 @@ def test_parse_config_defaults_and_helpers(make_config):
     assert config.thresholds.severity_for(0.95).value == "critical"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: monitor/config.py load_config catches only OSError around read_text(); a file that is "
-    "not UTF-8 raises UnicodeDecodeError, so check-config crashes with a traceback (exit 1)"))
 def test_check_config_on_a_binary_file_reports_one_line(runner, tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_bytes(b"\xff\xfe\x00\x01 not text at all \x89PNG")
@@ -173,9 +170,6 @@ def test_check_config_on_a_binary_file_reports_one_line(runner, tmp_path):
     assert len(lines) == 1 and "cfg.yaml" in lines[0], result.output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: monitor/config.py parse_config checks slack.bot_token_env only when the rest of the file "
-    "validates; _missing_secrets_raw covers x and reddit but not slack, so one run does not report everything"))
 def test_missing_slack_token_is_reported_with_the_other_problems(runner, tmp_path):
     path = write(tmp_path, """\
         brands:

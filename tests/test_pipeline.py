@@ -607,10 +607,6 @@ def test_end_to_end_brand_reply_in_the_same_batch_is_recorded(sqlite_store, scen
     assert all(e.first_reply_at == T0 + timedelta(minutes=2, seconds=30) for e in escalations)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: monitor/store/repository.py _earliest_brand_reply (used by create_escalation) takes any "
-    "brand post in the same conversation, including one written before the customer's post (the brand's own "
-    "announcement that started the thread), so first_reply_at lies before the complaint itself"))
 def test_brand_post_that_started_the_thread_is_not_a_reply(sqlite_store, scenario_file, classifier):
     announcement = scenario_post("a0", "Planned maintenance tonight between 01:00 and 03:00", T0 - timedelta(hours=1),
                                  author_id="brand", handle=OWN_HANDLE)

@@ -732,10 +732,11 @@ def _trigger_dict(t: TriggerMatch) -> dict:
 def _earliest_brand_reply(s: Session, mention_ids: set[int]) -> datetime | None:
     if not mention_ids:
         return None
-    posts = s.execute(select(MentionRow.source, MentionRow.external_id, MentionRow.conversation_id)
-                      .where(MentionRow.id.in_(mention_ids))).all()
+    posts = s.execute(select(MentionRow.source, MentionRow.external_id, MentionRow.conversation_id,
+                             MentionRow.created_at).where(MentionRow.id.in_(mention_ids))).all()
+    # Only what the brand wrote after the customer's post answers it (not the thread's opening post).
     replies = [
-        and_(MentionRow.source == p.source,
+        and_(MentionRow.source == p.source, MentionRow.created_at > p.created_at,
              or_(MentionRow.in_reply_to == p.external_id,
                  and_(MentionRow.conversation_id.is_not(None), MentionRow.conversation_id == p.conversation_id)))
         for p in posts
