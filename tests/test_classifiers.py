@@ -12,7 +12,7 @@ from classifiers.post import MAX_TEXT_CHARS, PostText, clean_text
 from classifiers.triggers import TriggerDetector
 from monitor.config import bundled_config_dir
 from monitor.models import AlertMessage, Author, Owner, Severity
-from monitor.notifiers.render import MAX_POST_CHARS, escape_mrkdwn, render_mrkdwn
+from monitor.notifiers.render import MAX_POST_CHARS, escape_mrkdwn, render_mrkdwn, safe_link_target
 from tests.support import LEGAL_THREAT, NEUTRAL_CHATTER
 
 
@@ -229,3 +229,9 @@ def test_rendered_alert_has_only_our_own_markup():
     opened = [chunk.split(">")[0] for chunk in text.split("<")[1:]]
     assert opened == ["https://x.example/1|Open the post", "@U01SANNE"]
     assert "@\u2060here" in text
+
+
+def test_link_target_cannot_break_out_of_slack_link_syntax():
+    target = safe_link_target("https://x.com/a?b=1&c=<!channel>|click here")
+    assert "<" not in target and ">" not in target and "|" not in target and " " not in target
+    assert "&amp;" in target

@@ -26,6 +26,12 @@ def escape_mrkdwn(text: str, limit: int = MAX_POST_CHARS) -> str:
     return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
 
 
+def safe_link_target(url: str) -> str:
+    """A URL from a source, made unable to close or split Slack's `<url|label>` link syntax."""
+    return (url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+            .replace(" ", "%20"))
+
+
 def alert_to_payload(alert: AlertMessage) -> dict:
     data = asdict(alert)
     data["severity"] = alert.severity.value
@@ -59,8 +65,8 @@ def render_mrkdwn(alert: AlertMessage) -> str:
         lines.append(f"{alert.source} · @{escape_mrkdwn(alert.author.handle, 60)}{verified} · "
                      f"{alert.author.followers:,} followers")
     lines.append("> " + escape_mrkdwn(alert.text))
-    if alert.url:
-        lines.append(f"<{alert.url.replace('|', '%7C').replace('>', '%3E')}|Open the post>")
+    if alert.url and alert.url.lower().startswith(("https://", "http://")):
+        lines.append(f"<{safe_link_target(alert.url)}|Open the post>")
     if alert.reasons:
         lines.append("*Why:* " + escape_mrkdwn(" · ".join(alert.reasons), 400))
     if alert.engagement is not None:
