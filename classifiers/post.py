@@ -6,8 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from classifiers.hub import HubSentiment
 from classifiers.language import LanguageIdentifier
 from classifiers.lexicon import Lexicon, LexiconComplaint, LexiconSentiment
+from classifiers.minilm import MiniLMClassifier
 from classifiers.triggers import TriggerDetector
 from monitor.models import Classification, StoredMention
 
@@ -27,13 +31,37 @@ def clean_text(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
 
 
+class _BundledTask:
+    """One task of the bundled multi-task model, as a sentiment or complaint estimator."""
+
+    def __init__(self, model: MiniLMClassifier, task: str):
+        self.model, self.task = model, task
+        self.classes_ = model.classes(task) if task == "sentiment" else ("0", "1")
+        self.name = model.name
+        self.version = model.version
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.predict_proba(texts, self.task)
+
+
 class PostClassifier:
-    def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "lexicon"):
-        if sentiment_model != "lexicon":
-            raise ValueError(f"classifiers.sentiment_model: unknown model {sentiment_model!r} (available: lexicon)")
+    """`sentiment_model`: "bundled" (the shipped MiniLM adapter; it also detects complaints),
+    "lexicon" (the fast rule baseline), or a Hugging Face model name or directory."""
+
+    def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "lexicon",
+                 sentiment_labels: dict[str, str] | None = None):
         lexicon = Lexicon(config_dir / "lexicons")
-        self.sentiment = LexiconSentiment(lexicon)
-        self.complaint = LexiconComplaint(lexicon)
+        self._bundled: MiniLMClassifier | None = None
+        if sentiment_model == "bundled":
+            self._bundled = MiniLMClassifier()
+            self.sentiment = _BundledTask(self._bundled, "sentiment")
+            self.complaint = _BundledTask(self._bundled, "complaint")
+        elif sentiment_model == "lexicon":
+            self.sentiment = LexiconSentiment(lexicon)
+            self.complaint = LexiconComplaint(lexicon)
+        else:
+            self.sentiment = HubSentiment(sentiment_model, label_map=sentiment_labels)
+            self.complaint = LexiconComplaint(lexicon)
         self.triggers = TriggerDetector(config_dir / "triggers")
         self.language = LanguageIdentifier(languages)
 
@@ -48,8 +76,7 @@ class PostClassifier:
     def classify(self, posts: Sequence[PostText]) -> list[Classification]:
         texts = [clean_text(p.text) for p in posts]
         langs = [p.lang or self.language.identify(t) for p, t in zip(posts, texts)]
-        sentiment = self.sentiment.predict_proba(texts)
-        complaint = self.complaint.predict_proba(texts)[:, 1]
+        sentiment, complaint = self.scores(texts)
         results = []
         for i, post in enumerate(posts):
             scores = {label: round(float(p), 4) for label, p in zip(self.sentiment.classes_, sentiment[i])}
@@ -64,6 +91,13 @@ class PostClassifier:
                 triggers=self.triggers.find(texts[i], langs[i]),
             ))
         return results
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Sentiment probabilities (columns: sentiment.classes_) and complaint probability per text."""
+        if self._bundled is not None:
+            both = self._bundled.predict_all(texts)  # one encoder pass for both tasks
+            return both["sentiment"], both["complaint"][:, 1]
+        return self.sentiment.predict_proba(texts), self.complaint.predict_proba(texts)[:, 1]
 
     def classify_mentions(self, mentions: Sequence[StoredMention]) -> list[Classification]:
         return self.classify([PostText(m.id, m.text, m.lang) for m in mentions])

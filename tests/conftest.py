@@ -131,7 +131,8 @@ def classifier():
     from classifiers.post import PostClassifier
 
     cfg = build_config()
-    return PostClassifier(bundled_config_dir(), cfg.classifiers.languages, cfg.classifiers.sentiment_model)
+    return PostClassifier(bundled_config_dir(), cfg.classifiers.languages, cfg.classifiers.sentiment_model,
+                                cfg.classifiers.sentiment_labels)
 
 
 @pytest.fixture(scope="session")

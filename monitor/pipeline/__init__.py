@@ -49,7 +49,8 @@ class Pipeline:
         self.notifier = notifier
         self.collectors = dict(collectors)
         self.classifier = classifier or PostClassifier(bundled_config_dir(), config.classifiers.languages,
-                                                       config.classifiers.sentiment_model)
+                                                       config.classifiers.sentiment_model,
+                                                       config.classifiers.sentiment_labels)
         self.scorer = RiskScorer(forecaster=PowerLawGrowthForecaster(horizon_hours=config.engagement.max_age_hours),
                                  repeat_contact_min_posts=config.risk.repeat_contact_min_posts)
         self.storms = StormTracker(config.storms, config.timezone)

@@ -1,0 +1,36 @@
+"""Batching helpers shared by the transformer classifiers: tweets vary a lot in length, so
+batches of similar lengths waste little compute on padding."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+
+def length_sorted_batches(encoded: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
+    """Row indices in batches of similar token length."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def pad(rows: Sequence[Sequence[int]], pad_id: int = 0):
+    """Token id rows -> (input_ids, attention_mask) tensors, right-padded."""
+    import torch
+
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return ids, mask
+
+
+def use_cores(num_threads: int | None) -> None:
+    """torch's intra-op threads = the cores this process may run on (not the machine's count)."""
+    import torch
+
+    threads = num_threads or len(os.sched_getaffinity(0))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

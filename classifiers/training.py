@@ -1,0 +1,177 @@
+"""Trains the bundled model's adapter from the public data in `../shared/data`, and measures it.
+
+What each task learns from (nothing from a test split; TweetEval and UMSAB validation files
+are only ever scored):
+- sentiment: SemEval 2013-2016 (English; its `twitter-2016dev` part is held out to calibrate the
+  decision biases), UMSAB train files (8 languages), Dutch MP tweets (repeated, being few);
+- complaint: the complaints file (15 % held out to calibrate the decision threshold).
+Cross-validation (`folds` > 1) holds out one fold of the Dutch tweets and of the complaints at a
+time, trains on the rest, and scores the held-out fold.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from classifiers.minilm import MiniLMClassifier
+from classifiers.textnorm import normalise_post, unescape_json_escapes
+
+UMSAB_LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
+CALIBRATION_SPLIT = "twitter-2016dev"
+DUTCH_REPEAT = 3
+# Other languages are few next to SemEval's English; repeating them keeps the encoder from forgetting them.
+UMSAB_REPEAT = 2
+# The recipe of the shipped adapter (classifiers/models/minilm_adapter.safetensors).
+RECIPE = {"rank": 32, "alpha": 32.0, "epochs": 3.0, "learning_rate": 8e-4, "train_batch_size": 64,
+          "task_weights": {"complaint": 3.0}}
+
+
+class DataError(ValueError):
+    """A training file is missing or not in the expected format."""
+
+
+def read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError(f"{path}: not found (set --data to the folder holding sentiment/ and complaints/)")
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: no column(s) {', '.join(missing)}")
+        return [row for row in reader if row.get("text")]
+
+
+@dataclass
+class Corpus:
+    """Everything the bundled model is trained and measured on."""
+
+    semeval: list[tuple[str, str]]
+    calibration: list[tuple[str, str]]
+    umsab_train: list[tuple[str, str]]
+    umsab_val: dict[str, list[tuple[str, str]]]
+    dutch: list[tuple[str, str]]
+    complaints: list[tuple[str, str]]
+    tweeteval_val: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Corpus:
+        sentiment = data_dir / "sentiment"
+        semeval, calibration = [], []
+        for row in read_tsv(sentiment / "semeval_2013_2016_train.tsv", ("label", "text", "split")):
+            pair = (unescape_json_escapes(row["text"]), row["label"])
+            (calibration if row["split"] == CALIBRATION_SPLIT else semeval).append(pair)
+        umsab_train, umsab_val = [], {}
+        for lang in UMSAB_LANGUAGES:
+            umsab_train += [(r["text"], r["label"]) for r in read_tsv(sentiment / "umsab" / f"{lang}_train.tsv", ("label", "text"))]
+            umsab_val[lang] = [(r["text"], r["label"]) for r in read_tsv(sentiment / "umsab" / f"{lang}_val.tsv", ("label", "text"))]
+        dutch = [(r["text"], r["label"]) for r in read_tsv(sentiment / "dutch_tweets_polarity.tsv", ("label", "text"))]
+        complaints = [(r["text"], "yes" if r["is_complaint"] == "1" else "no")
+                      for r in read_tsv(data_dir / "complaints" / "complaints_dev.tsv", ("text", "is_complaint"))]
+        tweeteval = [(r["text"], r["label"]) for r in read_tsv(sentiment / "tweeteval_val.tsv", ("label", "text"))]
+        # UMSAB's English train file holds most of TweetEval's validation tweets (both come from
+        # SemEval-2017): any post that is also in a file we score on is kept out of training.
+        scored = {_key(t) for t, _ in tweeteval} | {_key(t) for pairs in umsab_val.values() for t, _ in pairs}
+        semeval, calibration, umsab_train = ([p for p in pairs if _key(p[0]) not in scored]
+                                             for pairs in (semeval, calibration, umsab_train))
+        return cls(semeval, calibration, umsab_train, umsab_val, dutch, complaints, tweeteval)
+
+
+def _key(text: str) -> str:
+    return " ".join(normalise_post(text).lower().split())
+
+
+def _split(pairs):
+    return [t for t, _ in pairs], [label for _, label in pairs]
+
+
+def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::k] for i in range(k)]
+
+
+def train(corpus: Corpus, *, dutch: list[tuple[str, str]], complaints: list[tuple[str, str]], seed: int = 0,
+          umsab_repeat: int = UMSAB_REPEAT, progress: Callable[[int, int], None] | None = None,
+          **params) -> MiniLMClassifier:
+    """One model from the corpus, with the given Dutch and complaint examples."""
+    rng = random.Random(seed)
+    complaints = complaints[:]
+    rng.shuffle(complaints)
+    held = max(1, len(complaints) * 15 // 100)
+    sentiment = corpus.semeval + corpus.umsab_train * umsab_repeat + dutch * DUTCH_REPEAT
+    model = MiniLMClassifier(weights=None, seed=seed, **params)
+    return model.fit({"sentiment": _split(sentiment), "complaint": _split(complaints[held:])},
+                     calibration={"sentiment": _split(corpus.calibration), "complaint": _split(complaints[:held])},
+                     progress=progress)
+
+
+def score_sentiment(model: MiniLMClassifier, pairs) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    texts, truth = _split(pairs)
+    predicted = model.predict(texts, "sentiment")
+    return {"n": len(pairs),
+            "macro_recall": round(float(recall_score(truth, predicted, average="macro", zero_division=0)), 4),
+            "macro_f1": round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 4),
+            "accuracy": round(float(accuracy_score(truth, predicted)), 4)}
+
+
+def score_complaints(model: MiniLMClassifier, pairs) -> dict[str, float]:
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    texts, truth = _split(pairs)
+    predicted = model.predict(texts, "complaint")
+    return {"n": len(pairs),
+            "macro_f1": round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 4),
+            "precision": round(float(precision_score(truth, predicted, pos_label="yes", zero_division=0)), 4),
+            "recall": round(float(recall_score(truth, predicted, pos_label="yes", zero_division=0)), 4)}
+
+
+def evaluate(model: MiniLMClassifier, corpus: Corpus) -> dict:
+    """Figures on the files the model never trained on."""
+    return {"tweeteval_val": score_sentiment(model, corpus.tweeteval_val),
+            "umsab_val": {lang: score_sentiment(model, pairs) for lang, pairs in corpus.umsab_val.items()}}
+
+
+def cross_validate(corpus: Corpus, folds: int, seed: int = 0,
+                   progress: Callable[[str], None] | None = None, **params) -> dict:
+    """Dutch and complaint figures, each post scored by a model that did not train on it."""
+    dutch_folds = _folds(len(corpus.dutch), folds, seed)
+    complaint_folds = _folds(len(corpus.complaints), folds, seed)
+    dutch_pred: dict[int, str] = {}
+    complaint_pred: dict[int, str] = {}
+    for k in range(folds):
+        started = time.perf_counter()
+        held_dutch, held_complaints = set(dutch_folds[k].tolist()), set(complaint_folds[k].tolist())
+        model = train(corpus, seed=seed + k,
+                      dutch=[p for i, p in enumerate(corpus.dutch) if i not in held_dutch],
+                      complaints=[p for i, p in enumerate(corpus.complaints) if i not in held_complaints],
+                      **params)
+        order = sorted(held_dutch)
+        dutch_pred.update(zip(order, model.predict([corpus.dutch[i][0] for i in order], "sentiment")))
+        order = sorted(held_complaints)
+        complaint_pred.update(zip(order, model.predict([corpus.complaints[i][0] for i in order], "complaint")))
+        if progress is not None:
+            progress(f"fold {k + 1}/{folds} trained and scored in {time.perf_counter() - started:.0f} s")
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    dutch_truth = [corpus.dutch[i][1] for i in sorted(dutch_pred)]
+    dutch_guess = [dutch_pred[i] for i in sorted(dutch_pred)]
+    c_truth = [corpus.complaints[i][1] for i in sorted(complaint_pred)]
+    c_guess = [complaint_pred[i] for i in sorted(complaint_pred)]
+    return {
+        "folds": folds,
+        "dutch": {"n": len(dutch_truth),
+                  "macro_f1": round(float(f1_score(dutch_truth, dutch_guess, average="macro")), 4),
+                  "macro_recall": round(float(recall_score(dutch_truth, dutch_guess, average="macro")), 4)},
+        "complaints": {"n": len(c_truth),
+                       "macro_f1": round(float(f1_score(c_truth, c_guess, average="macro")), 4),
+                       "precision": round(float(precision_score(c_truth, c_guess, pos_label="yes")), 4),
+                       "recall": round(float(recall_score(c_truth, c_guess, pos_label="yes")), 4)},
+    }

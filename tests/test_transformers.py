@@ -1,0 +1,210 @@
+"""Transformer classifiers: the bundled model (pinned encoder, adapter file), and hub models by name or folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from classifiers.encoder import EncoderError, verified_encoder_dir
+from classifiers.hub import HubModelError, HubSentiment
+from classifiers.minilm import MiniLMClassifier, ModelError
+from classifiers.post import PostClassifier, PostText
+from monitor.cli import app
+from monitor.config import bundled_config_dir
+
+NEGATIVE = "This is the worst service ever, I am furious and want my money back"
+POSITIVE = "Thank you so much, the new app is great and support was wonderful!"
+HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```"]
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return MiniLMClassifier()
+
+
+@pytest.fixture(scope="module")
+def encoder_copy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("encoder")
+    shutil.copytree(verified_encoder_dir(), folder, dirs_exist_ok=True)
+    return folder
+
+
+# --- the pinned encoder ------------------------------------------------------------------------------
+
+def test_encoder_package_passes_its_checksums():
+    assert (verified_encoder_dir() / "model.safetensors").is_file()
+
+
+def test_changed_encoder_weights_are_refused(encoder_copy, tmp_path):
+    tampered = tmp_path / "enc"
+    shutil.copytree(encoder_copy, tampered)
+    with (tampered / "model.safetensors").open("r+b") as fh:
+        fh.seek(4096)
+        byte = fh.read(1)
+        fh.seek(4096)
+        fh.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(EncoderError, match="sha256 .* differs"):
+        verified_encoder_dir(tampered)
+    with pytest.raises(EncoderError, match="sha256"):
+        MiniLMClassifier(encoder_dir=tampered).predict(["hello"])
+
+
+def test_missing_encoder_file_is_named(encoder_copy, tmp_path):
+    partial = tmp_path / "enc"
+    shutil.copytree(encoder_copy, partial)
+    (partial / "tokenizer.json").unlink()
+    with pytest.raises(EncoderError, match="tokenizer.json"):
+        verified_encoder_dir(partial)
+
+
+# --- the bundled model ---------------------------------------------------------------------------------
+
+def test_bundled_shapes_labels_and_probabilities(bundled):
+    texts = [NEGATIVE, POSITIVE, "The shop opens at nine."]
+    both = bundled.predict_all(texts)
+    assert both["sentiment"].shape == (3, 3) and both["complaint"].shape == (3, 2)
+    for probs in both.values():
+        assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert bundled.classes("sentiment") == ("negative", "neutral", "positive")
+    assert bundled.predict([NEGATIVE, POSITIVE]) == ["negative", "positive"]
+    complaint = bundled.predict_proba([NEGATIVE, POSITIVE], "complaint")[:, 1]
+    assert complaint[0] > 0.5 > complaint[1]
+
+
+def test_bundled_keeps_input_order_across_length_sorted_batches():
+    model = MiniLMClassifier(quantize=False, batch_size=2)
+    texts = [POSITIVE, "ok", NEGATIVE, "meh " * 40, "fine"]
+    together = model.predict_proba(texts)
+    alone = np.vstack([model.predict_proba([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_bundled_on_hostile_input(bundled):
+    probs = bundled.predict_proba(HOSTILE)
+    assert probs.shape == (len(HOSTILE), 3)
+    assert np.isfinite(probs).all()
+    assert bundled.predict_proba([]).shape == (0, 3)
+
+
+def test_unknown_task_is_a_clear_error(bundled):
+    with pytest.raises(ValueError, match="task 'sarcasm' unknown"):
+        bundled.predict(["x"], task="sarcasm")
+
+
+@pytest.mark.parametrize("content, message", [(b"not a safetensors file", "not a valid adapter file"),
+                                              (None, "adapter file not found")])
+def test_bad_adapter_file_is_named(tmp_path, content, message):
+    path = tmp_path / "adapter.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelError, match=message):
+        MiniLMClassifier(path).predict(["hello"])
+
+
+def test_fit_save_and_load_round_trip(tmp_path):
+    texts = [NEGATIVE, POSITIVE, "It is Tuesday.", "Terrible, broken again", "Love it", "Meeting at 3"] * 2
+    labels = ["negative", "positive", "neutral", "negative", "positive", "neutral"] * 2
+    complaints = ([NEGATIVE, "my order never arrived", POSITIVE, "nice weather"], ["yes", "yes", "no", "no"])
+    model = MiniLMClassifier(None, rank=4, epochs=1, train_batch_size=4, quantize=False)
+    model.fit({"sentiment": (texts, labels), "complaint": complaints},
+              calibration={"sentiment": (texts[:6], labels[:6])})
+    before = model.predict_proba(texts)
+    path = model.save(tmp_path / "adapter.safetensors")
+    loaded = MiniLMClassifier(path, quantize=False)
+    assert np.allclose(loaded.predict_proba(texts), before, atol=1e-2)  # adapter stored in fp16
+    assert loaded.spec_.rank == 4 and loaded.spec_.trained_on == {"sentiment": 12, "complaint": 4}
+    assert len(loaded.spec_.logit_bias["sentiment"]) == 3
+
+
+def test_fit_rejects_unknown_labels():
+    with pytest.raises(ValueError, match="unknown labels"):
+        MiniLMClassifier(None).fit({"sentiment": (["x"], ["angry"])})
+
+
+def test_post_classifier_with_the_bundled_model():
+    classifier = PostClassifier(bundled_config_dir(), ["nl", "en"], "bundled")
+    (result,) = classifier.classify([PostText(7, NEGATIVE + " I will call my lawyer", None)])
+    assert result.model.startswith("minilm-l6-lora")
+    assert result.sentiment == "negative" and result.complaint > 0.5
+    assert result.lang == "en"
+    assert [t.category for t in result.triggers] == ["legal"]
+
+
+# --- models by hub name or folder -----------------------------------------------------------------------
+
+def _tiny_model(folder, id2label):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=len(id2label), id2label=id2label,
+                        label2id={v: k for k, v in id2label.items()})
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(verified_encoder_dir())).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def named_model(tmp_path_factory):
+    return _tiny_model(tmp_path_factory.mktemp("named"), {0: "positive", 1: "Negative", 2: "neutral"})
+
+
+def test_hub_model_from_a_folder_maps_labels_by_name(named_model):
+    model = HubSentiment(str(named_model), local_files_only=True)
+    probs = model.predict_proba([NEGATIVE, POSITIVE, *HOSTILE])
+    assert probs.shape == (2 + len(HOSTILE), 3)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert set(model.predict([NEGATIVE])) <= {"negative", "neutral", "positive"}
+
+
+def test_hub_model_labels_need_a_mapping(tmp_path):
+    folder = _tiny_model(tmp_path / "m", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    with pytest.raises(HubModelError, match="sentiment_labels"):
+        HubSentiment(str(folder), local_files_only=True).predict(["x"])
+    mapped = HubSentiment(str(folder), local_files_only=True,
+                          label_map={"LABEL_0": "negative", "LABEL_1": "neutral", "LABEL_2": "positive"})
+    assert mapped.predict_proba(["x"]).shape == (1, 3)
+
+
+def test_hub_model_fit_learns_the_labels(named_model, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    shutil.copytree(named_model, tmp_path / "m")
+    model = HubSentiment(str(tmp_path / "m"), local_files_only=True, epochs=80, learning_rate=1e-3, batch_size=4)
+    texts, labels = ["awful awful awful", "great great great", "table chair lamp"], ["negative", "positive", "neutral"]
+    assert model.fit(texts, labels).predict(texts) == labels
+
+
+def test_unreachable_hub_model_is_a_clear_error():
+    with pytest.raises(HubModelError, match="cannot load 'no-such-org/no-such-model'"):
+        HubSentiment("no-such-org/no-such-model", local_files_only=True).predict(["x"])
+
+
+# --- the eval CLI with a chosen model ---------------------------------------------------------------------
+
+@pytest.fixture
+def runner(monkeypatch):
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("COLUMNS", "500")  # no wrapped error lines
+    return CliRunner()
+
+
+def test_eval_sentiment_with_the_bundled_model(runner, tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text(f"label\ttext\nnegative\t{NEGATIVE}\npositive\t{POSITIVE}\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(path), "--model", "bundled", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"].startswith("minilm-l6-lora") and report["accuracy"] == 1.0
+
+
+def test_eval_with_an_unloadable_model_exits_2(runner, tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text("label\ttext\nnegative\tbad\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(path), "--model", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "--model" in result.output and result.stdout.strip() == ""
