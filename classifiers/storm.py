@@ -118,10 +118,11 @@ class StormDetector:
         return chosen
 
     @staticmethod
-    def matches(text: str, terms: Sequence[str], excluded: Sequence[str] = ()) -> bool:
+    def shared_terms(text: str, terms: Sequence[str], excluded: Sequence[str] = ()) -> int:
+        """How many of the storm's terms the text uses."""
         skip = frozenset(w.lower() for term in excluded for w in tokens(term))
         have = _terms_of(text, skip)
-        return any(t in have for t in terms)
+        return sum(1 for t in terms if t in have)
 
     @staticmethod
     def name(terms: Sequence[str]) -> str:

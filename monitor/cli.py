@@ -169,7 +169,7 @@ def once(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug
 def demo(
     scenario: Annotated[Optional[Path], typer.Option(help="Scenario file (JSON lines); default: the bundled one.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config's brands, thresholds and team.")] = None,
-    speed: Annotated[Optional[float], typer.Option(help="Scenario seconds per wall-clock second; default: about 20 s in all.", min=1)] = None,
+    speed: Annotated[Optional[float], typer.Option(help="At most this many scenario seconds per wall-clock second; default: as fast as it goes.", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary, as one JSON object.")] = False,
 ) -> None:
     """Replay a scenario through the real pipeline on a temporary store and print the alerts."""

@@ -1,4 +1,8 @@
-"""Replays a scenario on a compressed clock through the real pipeline, scheduler and outbox."""
+"""Replays a scenario through the real pipeline and outbox, in virtual time.
+
+The clock is stepped one collection interval at a time and every job runs once per step, in
+pipeline order, so a scenario gives the same alerts on every run and on any machine.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from monitor.clock import CompressedClock
+from monitor.clock import ManualClock
 from monitor.collectors.replay import ReplayCollector
 from monitor.config import Config
 from monitor.daemon import Daemon
@@ -23,7 +27,6 @@ from monitor.store.repository import EscalationRecord, Store
 log = logging.getLogger(__name__)
 
 BUNDLED_SCENARIO = Path(__file__).resolve().parent / "scenario.jsonl"
-TARGET_WALL_SECONDS = 20.0
 TAIL = timedelta(minutes=10)  # keep the clock running past the last event for late re-polls
 
 
@@ -63,31 +66,30 @@ def primary_reason(escalation: EscalationRecord) -> str:
 
 def run_demo(config: Config, scenario_path: Path | None = None, speed: float | None = None,
              out: TextIO | None = None) -> DemoSummary:
+    """`speed`: at most this many scenario seconds per wall-clock second (None: as fast as it goes)."""
     scenario = Scenario.load(scenario_path or BUNDLED_SCENARIO)
-    duration = (scenario.end - scenario.start + TAIL).total_seconds()
-    speed = speed or max(1.0, duration / TARGET_WALL_SECONDS)
+    step = timedelta(seconds=config.sources.replay.interval_seconds)
     with tempfile.TemporaryDirectory(prefix="escalation-monitor-demo-") as tmp:
         config = config.model_copy(deep=True)
         config.storage.url = f"sqlite:///{Path(tmp) / 'demo.db'}"
         store = Store.open(config.storage.url)
         try:
-            clock = CompressedClock(scenario.start - timedelta(seconds=30), speed)
+            start = scenario.start - timedelta(seconds=30)
+            clock = ManualClock(start)
             collector = ReplayCollector(scenario, config.brands[0].name, clock,
                                         batch_size=config.sources.replay.batch_size)
             pipeline = Pipeline(config, store, clock, ConsoleNotifier(out), {"replay": collector})
-            daemon = Daemon(pipeline, speed=speed, with_cron_jobs=False)
+            daemon = Daemon(pipeline, with_cron_jobs=False)
             started = time.monotonic()
-            daemon.start()
-            try:
-                while clock.now() < scenario.end + TAIL:
-                    time.sleep(0.1)
-            finally:
-                daemon.stop()
-            # Drain: whatever the last ticks left half-way goes through now.
-            daemon.run_once()
+            while clock.now() < scenario.end + TAIL:
+                clock.advance(seconds=step.total_seconds())
+                daemon.run_once()
+                if speed:
+                    ahead = (clock.now() - start).total_seconds() / speed - (time.monotonic() - started)
+                    time.sleep(max(0.0, ahead))
             summary = summarize(store, scenario)
             summary.wall_seconds = round(time.monotonic() - started, 1)
-            summary.speed = round(speed, 1)
+            summary.speed = round((clock.now() - start).total_seconds() / max(summary.wall_seconds, 0.1), 1)
             return summary
         finally:
             store.close()

@@ -394,6 +394,11 @@ class Store:
             ).all()
             return [(_mention(m), _classification(c)) for m, c in rows]
 
+    def mention_texts(self, brand: str, since: datetime, until: datetime) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(MentionRow.text).where(
+                MentionRow.brand == brand, MentionRow.created_at >= since, MentionRow.created_at < until)))
+
     def first_mention_at(self, brand: str) -> datetime | None:
         with self.session() as s:
             return s.scalar(select(func.min(MentionRow.created_at)).where(MentionRow.brand == brand))

@@ -1,0 +1,43 @@
+"""Benchmark (not a test): posts/s and peak RSS of a sentiment model on 10,000 real tweets.
+
+    .venv/bin/python benchmarks/classifier_throughput.py [--model bundled] [--data ../shared/data] [--no-quantize]
+
+Run it on an otherwise idle machine: other processes on the same cores distort the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+from classifiers.training import read_tsv
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--model", default="bundled", help="bundled, lexicon, or a Hugging Face name or folder")
+parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+parser.add_argument("--posts", type=int, default=10_000)
+parser.add_argument("--no-quantize", action="store_true", help="bundled model only: keep float32 weights")
+args = parser.parse_args()
+
+texts = [r["text"] for r in read_tsv(args.data / "sentiment" / "semeval_2013_2016_train.tsv", ("text",))][:args.posts]
+if args.model == "bundled":
+    from classifiers.minilm import MiniLMClassifier
+
+    model = MiniLMClassifier(quantize=not args.no_quantize)
+    run = model.predict_all
+else:
+    from classifiers.post import PostClassifier
+    from monitor.config import bundled_config_dir
+
+    classifier = PostClassifier(bundled_config_dir(), ["en"], args.model)
+    run = classifier.scores
+run(texts[:64])  # load and warm up outside the clock
+started = time.perf_counter()
+run(texts)
+seconds = time.perf_counter() - started
+print(json.dumps({"model": args.model, "quantized": args.model == "bundled" and not args.no_quantize,
+                  "posts": len(texts), "posts_per_s": round(len(texts) / seconds, 1),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
