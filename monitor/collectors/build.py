@@ -1,0 +1,45 @@
+"""Builds the configured collectors: one per enabled source and brand that has terms for it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from monitor.clock import Clock
+from monitor.collectors.base import Collector
+from monitor.collectors.budget import ReadBudget, ReadCounter
+from monitor.collectors.replay import ReplayCollector
+from monitor.config import Config
+from monitor.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+
+def build_collectors(config: Config, counter: ReadCounter, clock: Clock,
+                     environ: Mapping[str, str]) -> dict[str, Collector]:
+    """Name -> collector. Names are `SOURCE:BRAND` (`replay` alone); the scheduler reads the source
+    from the name. Raises ScenarioError for a replay file that cannot be read."""
+    sources = config.sources
+    collectors: dict[str, Collector] = {}
+    if sources.replay.enabled:
+        scenario = Scenario.load(sources.replay.file)
+        collectors["replay"] = ReplayCollector(scenario, config.brands[0].name, clock, sources.replay.batch_size)
+    if sources.x.enabled:
+        from monitor.collectors.x import XCollector, build_query  # imported only when used: tweepy is heavy
+
+        x = sources.x
+        budget = ReadBudget(counter, "x", x.daily_read_budget, clock)  # one budget for every brand
+        for brand in _brands_on(config, "x"):
+            query = build_query(brand.search_terms.get("x", []), brand.own_accounts.get("x", []))
+            collectors[f"x:{brand.name}"] = XCollector(
+                brand.name, query, environ[x.bearer_token_env], budget, clock, pages_per_run=x.pages_per_run,
+                timeout=x.timeout_seconds, base_url=x.base_url)
+    return collectors
+
+
+def _brands_on(config: Config, source: str):
+    for brand in config.brands:
+        if brand.search_terms.get(source) or brand.own_accounts.get(source):
+            yield brand
+        else:
+            log.info("brand %s has no search terms or own accounts for %s; not collected there", brand.name, source)

@@ -1,0 +1,162 @@
+"""Source health across the system: `status`, the daemon's jobs around a failing source, the
+engagement re-poll around a failing source, and the configured X collector end to end."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.clock import ManualClock, SystemClock
+from monitor.collectors.base import SourceFault
+from monitor.collectors.budget import ReadBudget
+from monitor.collectors.replay import ReplayCollector
+from monitor.collectors.x import XCollector, build_query
+from monitor.config import EngagementConfig
+from monitor.daemon import Daemon
+from monitor.models import Metrics
+from monitor.notifiers.console import ConsoleNotifier
+from monitor.pipeline import Pipeline
+from monitor.pipeline.engagement import repoll_due
+from monitor.scenario import Scenario
+from monitor.source_status import source_statuses
+from monitor.store.repository import Store
+from tests.fakes.x import SEARCH, FakeX
+from tests.support import BRAND, OWN_HANDLE, T0, build_config, build_mention, config_dict, scenario_post
+
+TOKEN = "status-test-token-77f1"
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "500")
+    return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """`once` points the root logger at the runner's stderr, closed afterwards: put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_status_rows_show_health_posts_and_cursor(sqlite_store):
+    now = T0
+    sqlite_store.ingest("x", BRAND, [build_mention("1"), build_mention("2")], '{"since_id": "2"}',
+                        own_accounts={}, now=now - timedelta(minutes=10))
+    sqlite_store.ingest("x", BRAND, [build_mention("0")], '{"since_id": "2"}', own_accounts={},
+                        now=now - timedelta(hours=2))
+    sqlite_store.record_source_success("x", BRAND, now - timedelta(minutes=10), None, None)
+    sqlite_store.record_source_failure("x", BRAND, now - timedelta(minutes=1), "X rate limit reached on search (429)",
+                                       now + timedelta(minutes=14), "rate limited")
+    sqlite_store.record_source_failure("reddit", BRAND, now - timedelta(minutes=3), "Reddit timed out",
+                                       now - timedelta(minutes=2), "back-off")
+
+    rows = {r.source: r for r in source_statuses(sqlite_store, now)}
+    x = rows["x"]
+    assert x.state == "rate limited until 2026-11-23T10:14:00+00:00 (1 failure in a row)"
+    assert x.last_success_at == now - timedelta(minutes=10) and x.last_error.startswith("X rate limit")
+    assert x.posts_last_hour == 2 and x.cursor == '{"since_id": "2"}'
+    assert rows["reddit"].state == "failing (1 in a row), retrying" and rows["reddit"].cursor is None
+
+
+def test_status_command_prints_each_source(runner, tmp_path):
+    url = f"sqlite:///{tmp_path / 'status.db'}"
+    store = Store.open(url)
+    now = SystemClock().now()
+    store.ingest("x", BRAND, [build_mention("1")], '{"since_id": "1"}', own_accounts={}, now=now)
+    store.record_source_failure("x", BRAND, now, "X search failed with 503 (server error)",
+                                now + timedelta(minutes=5), "back-off")
+    store.add_reads("x", now.date().isoformat(), 120)
+    store.close()
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config_dict(storage={"url": url}, sources={"x": {"enabled": True}})),
+                    encoding="utf-8")
+
+    result = runner.invoke(app, ["status", "--config", str(path)], env={"X_BEARER_TOKEN": "t0ken-value"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "│ x " in line)
+    assert "back-off until" in line and "X search failed with 503 (server error)" in line and "│ 1 " in line
+    assert "x reads today (UTC): 120 of 10000" in result.output
+
+
+def test_x_rate_limit_storm_holds_up_no_other_collector(sqlite_store, scenario_file):
+    clock = ManualClock(T0)
+    fake = FakeX(clock, bearer_token=TOKEN)
+    try:
+        fake.fail("429", times=1000)
+        x = XCollector(BRAND, build_query(["acme"], [OWN_HANDLE]), TOKEN, ReadBudget(sqlite_store, "x", 1000, clock),
+                       clock, base_url=fake.url)
+        assert x.client.wait_on_rate_limit is False
+        scenario = Scenario.load(scenario_file([scenario_post(f"r{i}", f"acme post {i}", T0) for i in range(3)]))
+        collectors = {"x:Acme": x, "replay": ReplayCollector(scenario, BRAND, clock)}
+        pipeline = Pipeline(build_config(), sqlite_store, clock, ConsoleNotifier(), collectors)
+        daemon = Daemon(pipeline, with_cron_jobs=False)
+
+        daemon.run_once()
+        for _ in range(5):  # the scheduler's next runs of the X job
+            clock.advance(minutes=1)
+            daemon.collect_cycle("x:Acme")
+        assert len(fake.requests_to(SEARCH)) == 1  # one 429, then runs skipped until the reset
+        assert sqlite_store.count_mentions() == 3  # the replay source collected regardless
+        assert sqlite_store.source_health("x", BRAND).pause_reason == "rate limited"
+    finally:
+        fake.close()
+
+
+class FailingRefresh:
+    """A collector whose re-poll always fails (as an X 429 would)."""
+
+    source = "flaky"
+    brand = BRAND
+    sources = frozenset({"x"})
+
+    def collect(self, cursor):
+        raise AssertionError("not collected in this test")
+
+    def refresh_metrics(self, external_ids):
+        raise SourceFault("rate_limited", "X rate limit reached on tweet lookup (429)")
+
+
+def test_failed_repoll_keeps_the_posts_watched(sqlite_store, caplog):
+    clock = ManualClock(T0)
+    sqlite_store.ingest("x", BRAND, [build_mention("1", metrics=Metrics(likes=1))], None, own_accounts={}, now=T0)
+    mention = sqlite_store.mentions([1])[0]
+    sqlite_store.set_watch({mention.id: T0})
+
+    with caplog.at_level(logging.WARNING):
+        assert repoll_due(sqlite_store, {"x": FailingRefresh()}, clock, EngagementConfig()) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "re-poll failed source=x kind=rate_limited: X rate limit reached on tweet lookup (429)"]
+    assert [m.id for m in sqlite_store.due_for_repoll(T0)] == [mention.id]
+
+
+def test_once_collects_from_x_and_never_logs_the_token(runner, tmp_path):
+    fake = FakeX(SystemClock(), bearer_token=TOKEN)
+    try:
+        fake.post("acme is down again", "customer")
+        fake.post("@customer we are on it", OWN_HANDLE)
+        raw = config_dict(storage={"url": f"sqlite:///{tmp_path / 'once.db'}"},
+                          sources={"x": {"enabled": True, "base_url": fake.url, "interval_seconds": 60}})
+        path = tmp_path / "cfg.yaml"
+        path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+        result = runner.invoke(app, ["once", "--config", str(path), "--verbose"], env={"X_BEARER_TOKEN": TOKEN})
+        assert result.exit_code == 0, result.output
+        assert "collected source=x brand=Acme new=2" in result.stderr
+        assert "Bearer ***" in result.stderr  # tweepy's debug line, masked
+        assert TOKEN not in result.output and TOKEN not in result.stderr
+        store = Store.open(raw["storage"]["url"])
+        try:
+            assert store.count_mentions() == 2
+        finally:
+            store.close()
+    finally:
+        fake.close()
