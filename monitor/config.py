@@ -113,7 +113,8 @@ class RedditSourceConfig(SourceConfig):
     client_id_env: str = "REDDIT_CLIENT_ID"
     client_secret_env: str = "REDDIT_CLIENT_SECRET"
     user_agent: str = "escalation-monitor/0.1"
-    subreddits: list[str] = Field(default_factory=lambda: ["all"])
+    subreddits: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    base_url: str | None = None  # token and API requests go here instead (tests against a local fake)
 
 
 class ReplaySourceConfig(SourceConfig):

@@ -12,8 +12,10 @@ from monitor.clock import ManualClock
 from monitor.collectors.budget import ReadBudget
 from monitor.collectors.x import XCollector, XCursor, build_query
 from monitor.models import Metrics
-from monitor.pipeline.collect import BACKOFF_FIRST, collect_and_store
+from monitor.pipeline.collect import BACKOFF_FIRST
 from monitor.store.repository import Store
+from tests import collecting
+from tests.collecting import stored
 from tests.fakes.x import LOOKUP, SEARCH, FakeX
 from tests.support import BRAND, OWN_HANDLE, T0
 
@@ -45,28 +47,11 @@ def make_collector(fake, clock, sqlite_store):
 
 
 def run(collector: XCollector, store: Store, clock: ManualClock):
-    return collect_and_store(collector, store, clock, OWN)
+    return collecting.run(collector, store, clock, OWN)
 
 
 def drain(collector: XCollector, store: Store, clock: ManualClock) -> int:
-    """Runs until the source has nothing more right now, as the daemon's collect cycle does."""
-    runs = 1
-    while run(collector, store, clock).more:
-        runs += 1
-    return runs
-
-
-def stored(store: Store) -> dict[str, dict]:
-    from sqlalchemy import select
-
-    from monitor.store.schema import MentionRow
-
-    with store.session() as s:
-        return {r.external_id: {"text": r.text, "handle": r.author_handle, "followers": r.author_followers,
-                                "verified": r.author_verified, "lang": r.lang, "url": r.url,
-                                "conversation_id": r.conversation_id, "in_reply_to": r.in_reply_to,
-                                "is_brand_reply": r.is_brand_reply}
-                for r in s.scalars(select(MentionRow))}
+    return collecting.drain(collector, store, clock, OWN)
 
 
 def since_ids(fake: FakeX) -> list[str | None]:
@@ -91,9 +76,9 @@ def test_collects_normalised_mentions_and_the_brands_own_replies(fake, make_coll
     rows = stored(sqlite_store)
     assert set(rows) == {complaint, reply, und}
     assert rows[complaint] == {
-        "text": "acme internet down again", "handle": "bigvoice", "followers": 250_000, "verified": True,
-        "lang": "nl", "url": f"https://x.com/bigvoice/status/{complaint}", "conversation_id": complaint,
-        "in_reply_to": None, "is_brand_reply": False}
+        "text": "acme internet down again", "handle": "bigvoice", "author_id": fake.tweets[int(complaint)]["author_id"],
+        "followers": 250_000, "verified": True, "lang": "nl", "url": f"https://x.com/bigvoice/status/{complaint}",
+        "conversation_id": complaint, "in_reply_to": None, "is_brand_reply": False, "created_at": T0}
     assert rows[reply]["is_brand_reply"] and rows[reply]["in_reply_to"] == complaint
     assert rows[reply]["conversation_id"] == complaint
     assert rows[und]["lang"] is None  # X's "und"

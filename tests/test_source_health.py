@@ -16,7 +16,7 @@ from monitor.collectors.base import SourceFault
 from monitor.collectors.budget import ReadBudget
 from monitor.collectors.replay import ReplayCollector
 from monitor.collectors.x import XCollector, build_query
-from monitor.config import EngagementConfig
+from monitor.config import EngagementConfig, parse_config
 from monitor.daemon import Daemon
 from monitor.models import Metrics
 from monitor.notifiers.console import ConsoleNotifier
@@ -160,3 +160,15 @@ def test_once_collects_from_x_and_never_logs_the_token(runner, tmp_path):
             store.close()
     finally:
         fake.close()
+
+
+def test_one_collector_per_enabled_source_and_brand_with_terms_there(sqlite_store):
+    from monitor.collectors.build import build_collectors
+
+    raw = config_dict(sources={"x": {"enabled": True}, "reddit": {"enabled": True, "subreddits": ["acme"]}})
+    raw["brands"].append({"name": "Other", "search_terms": {"reddit": ["other"]}})
+    env = {"X_BEARER_TOKEN": "x-token", "REDDIT_CLIENT_ID": "id", "REDDIT_CLIENT_SECRET": "secret"}
+    config = parse_config(raw, env)
+    collectors = build_collectors(config, sqlite_store, ManualClock(T0), env)
+    assert sorted(collectors) == ["reddit:Other", "x:Acme"]  # Acme has no reddit terms, Other no x ones
+    assert {(c.source, c.brand) for c in collectors.values()} == {("x", "Acme"), ("reddit", "Other")}

@@ -34,6 +34,16 @@ def build_collectors(config: Config, counter: ReadCounter, clock: Clock,
             collectors[f"x:{brand.name}"] = XCollector(
                 brand.name, query, environ[x.bearer_token_env], budget, clock, pages_per_run=x.pages_per_run,
                 timeout=x.timeout_seconds, base_url=x.base_url)
+    if sources.reddit.enabled:
+        from monitor.collectors.reddit import RedditCollector
+
+        reddit = sources.reddit
+        for brand in _brands_on(config, "reddit"):
+            collectors[f"reddit:{brand.name}"] = RedditCollector(
+                brand.name, brand.search_terms.get("reddit", []), brand.own_accounts.get("reddit", []),
+                reddit.subreddits, environ[reddit.client_id_env], environ[reddit.client_secret_env],
+                reddit.user_agent, clock, timeout=reddit.timeout_seconds, oauth_url=reddit.base_url,
+                reddit_url=reddit.base_url)
     return collectors
 
 

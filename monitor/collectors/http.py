@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the collectors built on requests: a default timeout, a base-URL swap,
+"""HTTP plumbing shared by the collectors built on requests: a timeout cap, a base-URL swap,
 and short descriptions of network failures for the one log line a fault gets."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from requests.adapters import HTTPAdapter
 
 
 class ApiAdapter(HTTPAdapter):
-    """Gives every request a timeout (tweepy sets none, and a hung socket would hold a scheduler
-    thread forever) and, with `base_url`, sends requests for `api_url` there instead (a proxy, or a
-    local fake API in tests)."""
+    """Caps every request's timeout at `timeout` (tweepy sets none, and a hung socket would hold a
+    scheduler thread forever; prawcore always asks for 16 s) and, with `base_url`, sends requests
+    for `api_url` there instead (a proxy, or a local fake API in tests)."""
 
     def __init__(self, timeout: float, api_url: str, base_url: str | None = None):
         super().__init__()
@@ -19,7 +19,8 @@ class ApiAdapter(HTTPAdapter):
         self.base_url = base_url.rstrip("/") if base_url else None
 
     def send(self, request, **kwargs):
-        if kwargs.get("timeout") is None:
+        asked = kwargs.get("timeout")
+        if asked is None or (isinstance(asked, (int, float)) and asked > self.timeout):
             kwargs["timeout"] = self.timeout
         if self.base_url and request.url.startswith(self.api_url):
             request.url = self.base_url + request.url[len(self.api_url):]
@@ -28,6 +29,14 @@ class ApiAdapter(HTTPAdapter):
 
 def mount(session: requests.Session, api_url: str, timeout: float, base_url: str | None = None) -> None:
     session.mount(api_url, ApiAdapter(timeout, api_url, base_url))
+
+
+def capped_session(timeout: float) -> requests.Session:
+    """A session whose every request, to any host, waits at most `timeout` seconds."""
+    session = requests.Session()
+    for scheme in ("https://", "http://"):
+        session.mount(scheme, ApiAdapter(timeout, scheme))
+    return session
 
 
 def root_cause(exc: BaseException) -> BaseException:

@@ -158,6 +158,8 @@ class FakeApi(ABC):
         handler.send_response(reply.status)
         for name, value in reply.headers.items():
             handler.send_header(name, value)
+        if handler.close_connection:
+            handler.send_header("Connection", "close")  # the client asked; say so, as real servers do
         handler.send_header("Content-Length", str(len(reply.body)))
         handler.end_headers()
         handler.wfile.write(reply.body)
