@@ -117,6 +117,28 @@ class RedditSourceConfig(SourceConfig):
     base_url: str | None = None  # token and API requests go here instead (tests against a local fake)
 
 
+class FeedConfig(Strict):
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")  # in logs and `status`
+    url: str = Field(pattern=r"^https?://")
+
+
+class NewsSourceConfig(SourceConfig):
+    """RSS and Atom feeds of news sites and blogs (or Google News queries); entries naming a
+    brand's news terms become mentions."""
+
+    interval_seconds: int = Field(600, ge=5)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _feeds(self) -> "NewsSourceConfig":
+        if self.enabled and not self.feeds:
+            raise ValueError("an enabled news source needs at least one entry in `feeds`")
+        names = [f.name for f in self.feeds]
+        if len(set(names)) != len(names):
+            raise ValueError("feed names must be unique")
+        return self
+
+
 class ReplaySourceConfig(SourceConfig):
     """Feeds a scenario file (JSON lines) through the pipeline, a batch per run."""
 
@@ -133,6 +155,7 @@ class ReplaySourceConfig(SourceConfig):
 class SourcesConfig(Strict):
     x: XSourceConfig = Field(default_factory=XSourceConfig)
     reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
+    news: NewsSourceConfig = Field(default_factory=NewsSourceConfig)
     replay: ReplaySourceConfig = Field(default_factory=ReplaySourceConfig)
 
     def all(self) -> dict[str, SourceConfig]:

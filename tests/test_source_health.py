@@ -165,10 +165,28 @@ def test_once_collects_from_x_and_never_logs_the_token(runner, tmp_path):
 def test_one_collector_per_enabled_source_and_brand_with_terms_there(sqlite_store):
     from monitor.collectors.build import build_collectors
 
-    raw = config_dict(sources={"x": {"enabled": True}, "reddit": {"enabled": True, "subreddits": ["acme"]}})
-    raw["brands"].append({"name": "Other", "search_terms": {"reddit": ["other"]}})
+    raw = config_dict(sources={"x": {"enabled": True}, "reddit": {"enabled": True, "subreddits": ["acme"]},
+                               "news": {"enabled": True, "feeds": [{"name": "nos", "url": "https://nos.example/rss"},
+                                                                   {"name": "gn", "url": "https://gn.example/rss"}]}})
+    raw["brands"].append({"name": "Other", "search_terms": {"reddit": ["other"], "news": ["other"]}})
     env = {"X_BEARER_TOKEN": "x-token", "REDDIT_CLIENT_ID": "id", "REDDIT_CLIENT_SECRET": "secret"}
     config = parse_config(raw, env)
     collectors = build_collectors(config, sqlite_store, ManualClock(T0), env)
-    assert sorted(collectors) == ["reddit:Other", "x:Acme"]  # Acme has no reddit terms, Other no x ones
-    assert {(c.source, c.brand) for c in collectors.values()} == {("x", "Acme"), ("reddit", "Other")}
+    # Acme has no reddit or news terms, Other no x ones; one news collector per feed.
+    assert sorted(collectors) == ["news:gn:Other", "news:nos:Other", "reddit:Other", "x:Acme"]
+    assert {(c.source, c.brand) for c in collectors.values()} == {
+        ("x", "Acme"), ("reddit", "Other"), ("news:nos", "Other"), ("news:gn", "Other")}
+
+
+@pytest.mark.parametrize("news, problem", [
+    ({"enabled": True}, "sources.news: an enabled news source needs at least one entry in `feeds`"),
+    ({"feeds": [{"name": "a", "url": "https://a.example"}, {"name": "a", "url": "https://b.example"}]},
+     "sources.news: feed names must be unique"),
+    ({"feeds": [{"name": "a b", "url": "ftp://a.example"}]}, "sources.news.feeds[0].name"),
+])
+def test_news_feeds_are_validated(news, problem):
+    from monitor.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config_dict(sources={"news": news}), {})
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems

@@ -44,6 +44,14 @@ def build_collectors(config: Config, counter: ReadCounter, clock: Clock,
                 reddit.subreddits, environ[reddit.client_id_env], environ[reddit.client_secret_env],
                 reddit.user_agent, clock, timeout=reddit.timeout_seconds, oauth_url=reddit.base_url,
                 reddit_url=reddit.base_url)
+    if sources.news.enabled:
+        from monitor.collectors.news import NewsCollector
+
+        for brand in _brands_on(config, "news"):
+            for feed in sources.news.feeds:
+                collectors[f"news:{feed.name}:{brand.name}"] = NewsCollector(
+                    brand.name, feed.name, feed.url, brand.search_terms.get("news", []), clock,
+                    timeout=sources.news.timeout_seconds)
     return collectors
 
 
