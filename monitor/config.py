@@ -117,6 +117,32 @@ class RedditSourceConfig(SourceConfig):
     base_url: str | None = None  # token and API requests go here instead (tests against a local fake)
 
 
+class MastodonInstanceConfig(Strict):
+    url: str = Field(pattern=r"^https?://")
+    access_token_env: str | None = None  # full-text search needs a token; hashtag timelines are public
+
+
+class MastodonSourceConfig(SourceConfig):
+    """Hashtag timelines (terms starting with #) and full-text search (other terms) on each instance."""
+
+    interval_seconds: int = Field(120, ge=5)
+    pages_per_run: int = Field(5, ge=1)  # pages of 40 statuses per stream; a longer backlog continues right after
+    instances: list[MastodonInstanceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _instances(self) -> "MastodonSourceConfig":
+        if self.enabled and not self.instances:
+            raise ValueError("an enabled mastodon source needs at least one entry in `instances`")
+        urls = [i.url.rstrip("/") for i in self.instances]
+        if len(set(urls)) != len(urls):
+            raise ValueError("instance urls must be unique")
+        return self
+
+    def secret_variables(self) -> dict[str, str]:
+        return {f"instances[{n}].access_token_env": i.access_token_env
+                for n, i in enumerate(self.instances) if i.access_token_env}
+
+
 class FeedConfig(Strict):
     name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")  # in logs and `status`
     url: str = Field(pattern=r"^https?://")
@@ -155,6 +181,7 @@ class ReplaySourceConfig(SourceConfig):
 class SourcesConfig(Strict):
     x: XSourceConfig = Field(default_factory=XSourceConfig)
     reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
+    mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
     news: NewsSourceConfig = Field(default_factory=NewsSourceConfig)
     replay: ReplaySourceConfig = Field(default_factory=ReplaySourceConfig)
 

@@ -167,15 +167,26 @@ def test_one_collector_per_enabled_source_and_brand_with_terms_there(sqlite_stor
 
     raw = config_dict(sources={"x": {"enabled": True}, "reddit": {"enabled": True, "subreddits": ["acme"]},
                                "news": {"enabled": True, "feeds": [{"name": "nos", "url": "https://nos.example/rss"},
-                                                                   {"name": "gn", "url": "https://gn.example/rss"}]}})
-    raw["brands"].append({"name": "Other", "search_terms": {"reddit": ["other"], "news": ["other"]}})
-    env = {"X_BEARER_TOKEN": "x-token", "REDDIT_CLIENT_ID": "id", "REDDIT_CLIENT_SECRET": "secret"}
+                                                                   {"name": "gn", "url": "https://gn.example/rss"}]},
+                               "mastodon": {"enabled": True, "instances": [
+                                   {"url": "https://mastodon.example", "access_token_env": "MASTODON_TOKEN"},
+                                   {"url": "https://social.example"}]}})
+    raw["brands"].append({"name": "Other", "search_terms": {"reddit": ["other"], "news": ["other"],
+                                                            "mastodon": ["#other", "other"]}})
+    env = {"X_BEARER_TOKEN": "x-token", "REDDIT_CLIENT_ID": "id", "REDDIT_CLIENT_SECRET": "secret",
+           "MASTODON_TOKEN": "m-token"}
     config = parse_config(raw, env)
     collectors = build_collectors(config, sqlite_store, ManualClock(T0), env)
-    # Acme has no reddit or news terms, Other no x ones; one news collector per feed.
-    assert sorted(collectors) == ["news:gn:Other", "news:nos:Other", "reddit:Other", "x:Acme"]
+    # Acme has terms for x only; one collector per news feed and per Mastodon instance.
+    assert sorted(collectors) == ["mastodon:mastodon.example:Other", "mastodon:social.example:Other",
+                                  "news:gn:Other", "news:nos:Other", "reddit:Other", "x:Acme"]
     assert {(c.source, c.brand) for c in collectors.values()} == {
-        ("x", "Acme"), ("reddit", "Other"), ("news:nos", "Other"), ("news:gn", "Other")}
+        ("x", "Acme"), ("reddit", "Other"), ("news:nos", "Other"), ("news:gn", "Other"),
+        ("mastodon:mastodon.example", "Other"), ("mastodon:social.example", "Other")}
+    # Full-text search needs the instance's token; hashtags are read everywhere.
+    assert collectors["mastodon:mastodon.example:Other"].searches == ["other"]
+    assert collectors["mastodon:social.example:Other"].searches == []
+    assert set(collectors["mastodon:social.example:Other"].peers) == {"mastodon.example", "social.example"}
 
 
 @pytest.mark.parametrize("news, problem", [
@@ -185,8 +196,23 @@ def test_one_collector_per_enabled_source_and_brand_with_terms_there(sqlite_stor
     ({"feeds": [{"name": "a b", "url": "ftp://a.example"}]}, "sources.news.feeds[0].name"),
 ])
 def test_news_feeds_are_validated(news, problem):
+    assert_problem({"news": news}, problem)
+
+
+@pytest.mark.parametrize("mastodon, problem", [
+    ({"enabled": True}, "sources.mastodon: an enabled mastodon source needs at least one entry in `instances`"),
+    ({"enabled": True, "instances": [{"url": "https://a.example", "access_token_env": "A_TOKEN"}]},
+     "sources.mastodon.instances[0].access_token_env: environment variable A_TOKEN is not set"),
+    ({"instances": [{"url": "https://a.example"}, {"url": "https://a.example/"}]},
+     "sources.mastodon: instance urls must be unique"),
+])
+def test_mastodon_instances_are_validated(mastodon, problem):
+    assert_problem({"mastodon": mastodon}, problem)
+
+
+def assert_problem(sources: dict, problem: str) -> None:
     from monitor.config import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        parse_config(config_dict(sources={"news": news}), {})
+        parse_config(config_dict(sources=sources), {})
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems

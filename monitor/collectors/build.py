@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from monitor.clock import Clock
 from monitor.collectors.base import Collector
@@ -44,6 +45,20 @@ def build_collectors(config: Config, counter: ReadCounter, clock: Clock,
                 reddit.subreddits, environ[reddit.client_id_env], environ[reddit.client_secret_env],
                 reddit.user_agent, clock, timeout=reddit.timeout_seconds, oauth_url=reddit.base_url,
                 reddit_url=reddit.base_url)
+    if sources.mastodon.enabled:
+        from monitor.collectors.mastodon import MastodonCollector, make_client
+
+        mastodon = sources.mastodon
+        for brand in _brands_on(config, "mastodon"):
+            # A client per brand and instance: jobs run in parallel, and Mastodon.py keeps state.
+            clients = [make_client(i.url, environ[i.access_token_env] if i.access_token_env else None,
+                                   mastodon.timeout_seconds) for i in mastodon.instances]
+            peers = {urlsplit(c.api_base_url).hostname: c for c in clients}
+            for client in clients:
+                collector = MastodonCollector(brand.name, client, brand.search_terms.get("mastodon", []),
+                                              brand.own_accounts.get("mastodon", []), clock, peers=peers,
+                                              pages_per_run=mastodon.pages_per_run)
+                collectors[f"{collector.source}:{brand.name}"] = collector
     if sources.news.enabled:
         from monitor.collectors.news import NewsCollector
 

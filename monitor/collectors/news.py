@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import calendar
-import hashlib
-import html
 import io
 import json
 import logging
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -19,13 +16,13 @@ import requests
 from monitor.clock import Clock
 from monitor.collectors.base import CollectResult, SourceFault
 from monitor.collectors.http import capped_session, describe_network_error
+from monitor.collectors.text import fit_id, plain_text
 from monitor.models import Author, MentionIn, MetricsUpdate
 
 log = logging.getLogger(__name__)
 
 SEEN_KEPT = 500  # entry ids remembered; more than any feed carries at once
 DEFAULT_RETRY = timedelta(minutes=15)  # a 429 without Retry-After
-MAX_ID_LENGTH = 128  # the store's external id column
 USER_AGENT = f"escalation-monitor/0.1 feedparser/{feedparser.__version__}"
 
 
@@ -114,7 +111,7 @@ class NewsCollector:
     def _mention(self, entry, entry_id: str, feed, lang: str | None) -> MentionIn:
         publisher = (entry.get("source") or {}).get("title") or feed.feed.get("title") or self.source
         author = entry.get("author") or publisher
-        text = "\n\n".join(p for p in (_plain(entry.get("title")), _plain(entry.get("summary"))) if p)
+        text = "\n\n".join(p for p in (plain_text(entry.get("title")), plain_text(entry.get("summary"))) if p)
         parsed = entry.get("published_parsed") or entry.get("updated_parsed")
         created = (datetime.fromtimestamp(calendar.timegm(parsed), timezone.utc) if parsed
                    else self.clock.now())  # an undated entry counts from when it was read
@@ -125,15 +122,7 @@ class NewsCollector:
 
 def _entry_id(entry) -> str | None:
     raw = entry.get("id") or entry.get("link")
-    if not raw:
-        return None
-    # Feed ids are often long URLs (Google News): beyond the store's column they are hashed.
-    return raw if len(raw) <= MAX_ID_LENGTH else "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-
-
-def _plain(value: str | None) -> str:
-    """Summaries are HTML; a post's text is plain."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", value or "")).split())
+    return fit_id(raw) if raw else None  # Google News ids are long URLs
 
 
 def _lang(value: str | None) -> str | None:
