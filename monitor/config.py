@@ -143,6 +143,24 @@ class MastodonSourceConfig(SourceConfig):
                 for n, i in enumerate(self.instances) if i.access_token_env}
 
 
+class BlueskySourceConfig(SourceConfig):
+    """searchPosts for each of a brand's bluesky terms and `from:` its own accounts."""
+
+    interval_seconds: int = Field(120, ge=5)
+    pages_per_run: int = Field(5, ge=1)  # pages of 100 posts per search; a longer backlog continues right after
+    handle: str | None = None  # log in as this account; the app password comes from app_password_env
+    app_password_env: str = "BLUESKY_APP_PASSWORD"
+    base_url: str | None = None  # default: bsky.social with a handle, the public AppView without
+
+    def secret_variables(self) -> dict[str, str]:
+        return {"app_password_env": self.app_password_env} if self.handle else {}
+
+    def service_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        return "https://bsky.social/xrpc" if self.handle else "https://public.api.bsky.app/xrpc"
+
+
 class FeedConfig(Strict):
     name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")  # in logs and `status`
     url: str = Field(pattern=r"^https?://")
@@ -182,6 +200,7 @@ class SourcesConfig(Strict):
     x: XSourceConfig = Field(default_factory=XSourceConfig)
     reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
     mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
+    bluesky: BlueskySourceConfig = Field(default_factory=BlueskySourceConfig)
     news: NewsSourceConfig = Field(default_factory=NewsSourceConfig)
     replay: ReplaySourceConfig = Field(default_factory=ReplaySourceConfig)
 

@@ -185,7 +185,7 @@ def test_boosts_and_statuses_without_uri_or_time_are_left_out(fake, make_collect
 def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fake, make_collector, sqlite_store,
                                                            clock, caplog):
     fake.post("#acme before", "a")
-    collector = make_collector(own=(), timeout=1.0 if fault == "hang" else 5.0)
+    collector = make_collector(own=(), timeout=0.5 if fault == "hang" else 5.0)
     run(collector, sqlite_store, clock)
     cursor = sqlite_store.cursor(collector.source, BRAND)
     fake.post("#acme during", "a")

@@ -128,7 +128,7 @@ def test_a_truncated_feed_yields_what_came_and_the_rest_next_run(fake, make_coll
 ])
 def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fake, make_collector, sqlite_store,
                                                            clock, caplog):
-    collector = make_collector(timeout=1.0 if fault == "hang" else 5.0)
+    collector = make_collector(timeout=0.5 if fault == "hang" else 5.0)
     fake.publish("/feed.xml", "Acme eerst")
     run(collector, sqlite_store, clock)
     cursor = sqlite_store.cursor(SOURCE, BRAND)

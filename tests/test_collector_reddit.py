@@ -193,7 +193,7 @@ def test_a_single_5xx_is_absorbed_by_praws_retry(fake, make_collector, sqlite_st
 def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, times, kind, says, fake, make_collector,
                                                            sqlite_store, clock, caplog):
     fake.submit("acme", "acme before")
-    collector = make_collector(timeout=1.0 if fault == "hang" else 5.0)
+    collector = make_collector(timeout=0.5 if fault == "hang" else 5.0)
     run(collector, sqlite_store, clock)
     cursor = sqlite_store.cursor("reddit", BRAND)
     fake.submit("acme", "acme during", at=T0 + timedelta(seconds=5))

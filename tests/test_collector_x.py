@@ -222,7 +222,7 @@ def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fa
                                                            clock, caplog):
     fake.post("acme before", "someone")
     # The timeout is what turns a hung server into a fault; only the hang test waits for it.
-    collector = make_collector(timeout=1.0 if fault == "hang" else 5.0)
+    collector = make_collector(timeout=0.5 if fault == "hang" else 5.0)
     run(collector, sqlite_store, clock)
     cursor = sqlite_store.cursor("x", BRAND)
     fake.post("acme during", "someone")

@@ -170,19 +170,23 @@ def test_one_collector_per_enabled_source_and_brand_with_terms_there(sqlite_stor
                                                                    {"name": "gn", "url": "https://gn.example/rss"}]},
                                "mastodon": {"enabled": True, "instances": [
                                    {"url": "https://mastodon.example", "access_token_env": "MASTODON_TOKEN"},
-                                   {"url": "https://social.example"}]}})
+                                   {"url": "https://social.example"}]},
+                               "bluesky": {"enabled": True}})
     raw["brands"].append({"name": "Other", "search_terms": {"reddit": ["other"], "news": ["other"],
-                                                            "mastodon": ["#other", "other"]}})
+                                                            "mastodon": ["#other", "other"], "bluesky": ["other"]},
+                          "own_accounts": {"bluesky": ["other.bsky.social"]}})
     env = {"X_BEARER_TOKEN": "x-token", "REDDIT_CLIENT_ID": "id", "REDDIT_CLIENT_SECRET": "secret",
            "MASTODON_TOKEN": "m-token"}
     config = parse_config(raw, env)
     collectors = build_collectors(config, sqlite_store, ManualClock(T0), env)
     # Acme has terms for x only; one collector per news feed and per Mastodon instance.
-    assert sorted(collectors) == ["mastodon:mastodon.example:Other", "mastodon:social.example:Other",
+    assert sorted(collectors) == ["bluesky:Other", "mastodon:mastodon.example:Other", "mastodon:social.example:Other",
                                   "news:gn:Other", "news:nos:Other", "reddit:Other", "x:Acme"]
     assert {(c.source, c.brand) for c in collectors.values()} == {
         ("x", "Acme"), ("reddit", "Other"), ("news:nos", "Other"), ("news:gn", "Other"),
-        ("mastodon:mastodon.example", "Other"), ("mastodon:social.example", "Other")}
+        ("mastodon:mastodon.example", "Other"), ("mastodon:social.example", "Other"), ("bluesky", "Other")}
+    assert collectors["bluesky:Other"].queries == ["other", "from:other.bsky.social"]
+    assert collectors["bluesky:Other"].login is None  # no handle: the public AppView, logged out
     # Full-text search needs the instance's token; hashtags are read everywhere.
     assert collectors["mastodon:mastodon.example:Other"].searches == ["other"]
     assert collectors["mastodon:social.example:Other"].searches == []
@@ -216,3 +220,12 @@ def assert_problem(sources: dict, problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(config_dict(sources=sources), {})
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_bluesky_logs_in_only_with_a_handle_and_its_app_password():
+    from monitor.config import BlueskySourceConfig
+
+    assert BlueskySourceConfig().service_url() == "https://public.api.bsky.app/xrpc"
+    assert BlueskySourceConfig(handle="acme.bsky.social").service_url() == "https://bsky.social/xrpc"
+    assert_problem({"bluesky": {"enabled": True, "handle": "acme.bsky.social"}},
+                   "sources.bluesky.app_password_env: environment variable BLUESKY_APP_PASSWORD is not set")

@@ -59,6 +59,16 @@ def build_collectors(config: Config, counter: ReadCounter, clock: Clock,
                                               brand.own_accounts.get("mastodon", []), clock, peers=peers,
                                               pages_per_run=mastodon.pages_per_run)
                 collectors[f"{collector.source}:{brand.name}"] = collector
+    if sources.bluesky.enabled:
+        from monitor.collectors.bluesky import BlueskyCollector
+
+        bluesky = sources.bluesky
+        login = (bluesky.handle, environ[bluesky.app_password_env]) if bluesky.handle else None
+        for brand in _brands_on(config, "bluesky"):
+            collectors[f"bluesky:{brand.name}"] = BlueskyCollector(
+                brand.name, brand.search_terms.get("bluesky", []), brand.own_accounts.get("bluesky", []), clock,
+                base_url=bluesky.service_url(), login=login, timeout=bluesky.timeout_seconds,
+                pages_per_run=bluesky.pages_per_run)
     if sources.news.enabled:
         from monitor.collectors.news import NewsCollector
 
