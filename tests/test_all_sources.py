@@ -11,7 +11,7 @@ import pytest
 from monitor.clock import ManualClock
 from monitor.collectors.build import build_collectors
 from monitor.config import parse_config
-from monitor.pipeline.collect import BACKOFF_FIRST, collect_and_store
+from monitor.pipeline.collect import collect_and_store
 from monitor.store.repository import Store
 from tests.collecting import stored
 from tests.fakes.bluesky import SEARCH as BLUESKY_SEARCH

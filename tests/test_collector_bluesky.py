@@ -12,7 +12,6 @@ from monitor.clock import ManualClock
 from monitor.collectors.base import SourceFault
 from monitor.collectors.bluesky import FIRST_LOOKBACK, BlueskyCollector
 from monitor.models import Metrics
-from monitor.pipeline.collect import BACKOFF_FIRST
 from monitor.store.repository import Store
 from tests import collecting
 from tests.collecting import stored
@@ -160,35 +159,19 @@ def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fa
     collector = make_collector(own=(), timeout=0.5 if fault == "hang" else 5.0)
     fake.post("acme voor", "a.bsky.social", T0 - timedelta(minutes=2))
     run(collector, sqlite_store, clock)
-    cursor = sqlite_store.cursor("bluesky", BRAND)
-    fake.post("acme tijdens", "a.bsky.social", T0 - timedelta(minutes=1))
-    fake.fail(fault, path=SEARCH)
 
-    with caplog.at_level(logging.WARNING):
-        run(collector, sqlite_store, clock)
-    assert len(caplog.records) == 1 and f"kind={kind}" in caplog.records[0].getMessage()
-    health = sqlite_store.source_health("bluesky", BRAND)
-    assert says in health.last_error and health.paused_until == T0 + BACKOFF_FIRST
-    assert sqlite_store.cursor("bluesky", BRAND) == cursor and sqlite_store.count_mentions() == 1
+    def inject():
+        fake.post("acme tijdens", "a.bsky.social", T0 - timedelta(minutes=1))
+        fake.fail(fault, path=SEARCH)
 
-    clock.advance(seconds=BACKOFF_FIRST.total_seconds())
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 2
+    collecting.check_fault_and_recovery(collector, sqlite_store, clock, OWN, fake, caplog, inject, kind, says)
 
 
 def test_429_pauses_until_the_named_reset(fake, make_collector, sqlite_store, clock):
     fake.post("acme", "a.bsky.social", T0 - timedelta(minutes=1))
     collector = make_collector(own=())
     fake.fail("429", path=SEARCH)
-    run(collector, sqlite_store, clock)
-    health = sqlite_store.source_health("bluesky", BRAND)
-    assert health.pause_reason == "rate limited" and health.paused_until == T0 + timedelta(minutes=5)
-    calls = len(fake.requests)
-    run(collector, sqlite_store, clock)
-    assert len(fake.requests) == calls
-    clock.set(health.paused_until)
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 1
+    collecting.check_rate_limit_pause(collector, sqlite_store, clock, OWN, fake, T0 + timedelta(minutes=5))
 
 
 def test_a_refused_login_is_one_line_without_the_password(fake, make_collector, sqlite_store, clock, caplog):

@@ -12,7 +12,6 @@ from monitor.clock import ManualClock
 from monitor.collectors.base import SourceFault
 from monitor.collectors.mastodon import RATE_WINDOW, MastodonCollector, make_client
 from monitor.models import Metrics
-from monitor.pipeline.collect import BACKOFF_FIRST
 from monitor.store.repository import Store
 from tests import collecting
 from tests.collecting import stored
@@ -187,35 +186,21 @@ def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fa
     fake.post("#acme before", "a")
     collector = make_collector(own=(), timeout=0.5 if fault == "hang" else 5.0)
     run(collector, sqlite_store, clock)
-    cursor = sqlite_store.cursor(collector.source, BRAND)
-    fake.post("#acme during", "a")
-    fake.fail(fault, path="/api/v1/timelines/")
 
-    with caplog.at_level(logging.WARNING):
-        run(collector, sqlite_store, clock)
-    assert len(caplog.records) == 1 and f"kind={kind}" in caplog.records[0].getMessage()
-    health = sqlite_store.source_health(collector.source, BRAND)
-    assert says in health.last_error and health.paused_until == T0 + BACKOFF_FIRST
-    assert sqlite_store.cursor(collector.source, BRAND) == cursor and sqlite_store.count_mentions() == 1
+    def inject():
+        fake.post("#acme during", "a")
+        fake.fail(fault, path="/api/v1/timelines/")
 
-    clock.advance(seconds=BACKOFF_FIRST.total_seconds())
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 2
+    collecting.check_fault_and_recovery(collector, sqlite_store, clock, own_accounts("127.0.0.1"), fake, caplog,
+                                        inject, kind, says)
 
 
 def test_429_pauses_for_the_rate_limit_window(fake, make_collector, sqlite_store, clock):
     fake.post("#acme", "a")
     collector = make_collector(own=())
     fake.fail("429", path="/api/v1/timelines/")
-    run(collector, sqlite_store, clock)
-    health = sqlite_store.source_health(collector.source, BRAND)
-    assert health.pause_reason == "rate limited" and health.paused_until == T0 + RATE_WINDOW
-    calls = len(fake.requests)
-    run(collector, sqlite_store, clock)
-    assert len(fake.requests) == calls
-    clock.set(health.paused_until)
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 1
+    collecting.check_rate_limit_pause(collector, sqlite_store, clock, own_accounts("127.0.0.1"), fake,
+                                      T0 + RATE_WINDOW)
 
 
 def test_a_refused_token_is_one_line_without_the_token(fake, make_collector, sqlite_store, clock, caplog):

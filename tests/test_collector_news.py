@@ -10,7 +10,6 @@ import pytest
 
 from monitor.clock import ManualClock
 from monitor.collectors.news import NewsCollector
-from monitor.pipeline.collect import BACKOFF_FIRST
 from monitor.store.repository import Store
 from tests import collecting
 from tests.collecting import stored
@@ -131,29 +130,16 @@ def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fa
     collector = make_collector(timeout=0.5 if fault == "hang" else 5.0)
     fake.publish("/feed.xml", "Acme eerst")
     run(collector, sqlite_store, clock)
-    cursor = sqlite_store.cursor(SOURCE, BRAND)
-    fake.publish("/feed.xml", "Acme daarna")
-    fake.fail(fault)
 
-    with caplog.at_level(logging.WARNING):
-        run(collector, sqlite_store, clock)
-    assert len(caplog.records) == 1 and f"kind={kind}" in caplog.records[0].getMessage()
-    health = sqlite_store.source_health(SOURCE, BRAND)
-    assert says in health.last_error and health.paused_until == T0 + BACKOFF_FIRST
-    assert sqlite_store.cursor(SOURCE, BRAND) == cursor and sqlite_store.count_mentions() == 1
+    def inject():
+        fake.publish("/feed.xml", "Acme daarna")
+        fake.fail(fault)
 
-    clock.advance(seconds=BACKOFF_FIRST.total_seconds())
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 2
+    collecting.check_fault_and_recovery(collector, sqlite_store, clock, {}, fake, caplog, inject, kind, says)
 
 
 def test_429_pauses_for_retry_after(fake, make_collector, sqlite_store, clock):
     collector = make_collector()
     fake.publish("/feed.xml", "Acme")
     fake.fail("429")
-    run(collector, sqlite_store, clock)
-    health = sqlite_store.source_health(SOURCE, BRAND)
-    assert health.pause_reason == "rate limited" and health.paused_until == T0 + timedelta(seconds=120)
-    clock.set(health.paused_until)
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 1
+    collecting.check_rate_limit_pause(collector, sqlite_store, clock, {}, fake, T0 + timedelta(seconds=120))

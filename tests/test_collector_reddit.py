@@ -12,7 +12,6 @@ from monitor.clock import ManualClock
 from monitor.collectors.base import SourceFault
 from monitor.collectors.reddit import RedditCollector, parse_cursor, search_query
 from monitor.models import Metrics
-from monitor.pipeline.collect import BACKOFF_FIRST
 from monitor.store.repository import Store
 from tests import collecting
 from tests.collecting import stored
@@ -195,22 +194,12 @@ def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, times, kind, s
     fake.submit("acme", "acme before")
     collector = make_collector(timeout=0.5 if fault == "hang" else 5.0)
     run(collector, sqlite_store, clock)
-    cursor = sqlite_store.cursor("reddit", BRAND)
-    fake.submit("acme", "acme during", at=T0 + timedelta(seconds=5))
-    fake.fail(fault, times=times, path="/r/")
 
-    with caplog.at_level(logging.WARNING, logger="monitor"):
-        report = run(collector, sqlite_store, clock)
-    assert report.new_ids == ()
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("monitor")]
-    assert len(lines) == 1 and f"kind={kind}" in lines[0] and says in lines[0]
-    health = sqlite_store.source_health("reddit", BRAND)
-    assert health.failures == 1 and says in health.last_error and health.paused_until == T0 + BACKOFF_FIRST
-    assert sqlite_store.cursor("reddit", BRAND) == cursor and sqlite_store.count_mentions() == 1
+    def inject():
+        fake.submit("acme", "acme during", at=T0 + timedelta(seconds=5))
+        fake.fail(fault, times=times, path="/r/")
 
-    clock.advance(seconds=BACKOFF_FIRST.total_seconds())
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 2 and sqlite_store.source_health("reddit", BRAND).failures == 0
+    collecting.check_fault_and_recovery(collector, sqlite_store, clock, OWN, fake, caplog, inject, kind, says)
 
 
 def test_429_pauses_the_source_until_reddit_says(fake, make_collector, sqlite_store, clock):
@@ -218,17 +207,7 @@ def test_429_pauses_the_source_until_reddit_says(fake, make_collector, sqlite_st
     collector = make_collector()
     fake.submit("acme", "acme rate limited")
     fake.fail("429", path="/r/")
-
-    run(collector, sqlite_store, clock)
-    health = sqlite_store.source_health("reddit", BRAND)
-    assert health.pause_reason == "rate limited" and health.paused_until == T0 + timedelta(seconds=1)
-    calls = len(fake.requests)
-    run(collector, sqlite_store, clock)
-    assert len(fake.requests) == calls
-
-    clock.set(health.paused_until)
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 1
+    collecting.check_rate_limit_pause(collector, sqlite_store, clock, OWN, fake, T0 + timedelta(seconds=1))
 
 
 def test_wrong_credentials_are_one_clear_line_without_the_secret(fake, make_collector, sqlite_store, clock, caplog):

@@ -224,29 +224,13 @@ def test_fault_keeps_the_cursor_and_retries_after_back_off(fault, kind, says, fa
     # The timeout is what turns a hung server into a fault; only the hang test waits for it.
     collector = make_collector(timeout=0.5 if fault == "hang" else 5.0)
     run(collector, sqlite_store, clock)
-    cursor = sqlite_store.cursor("x", BRAND)
-    fake.post("acme during", "someone")
-    fake.fail(fault)
 
-    with caplog.at_level(logging.INFO):
-        report = run(collector, sqlite_store, clock)
-    assert report.new_ids == ()
-    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(lines) == 1 and f"kind={kind}" in lines[0].getMessage() and says in lines[0].getMessage()
+    def inject():
+        fake.post("acme during", "someone")
+        fake.fail(fault)
+
+    collecting.check_fault_and_recovery(collector, sqlite_store, clock, OWN, fake, caplog, inject, kind, says)
     assert TOKEN not in caplog.text
-    health = sqlite_store.source_health("x", BRAND)
-    assert health.failures == 1 and says in health.last_error and health.pause_reason == "back-off"
-    assert health.paused_until == T0 + BACKOFF_FIRST
-    assert sqlite_store.cursor("x", BRAND) == cursor and sqlite_store.count_mentions() == 1
-
-    calls = len(fake.requests)
-    run(collector, sqlite_store, clock)
-    assert len(fake.requests) == calls  # backing off
-
-    clock.advance(seconds=BACKOFF_FIRST.total_seconds())
-    run(collector, sqlite_store, clock)
-    assert sqlite_store.count_mentions() == 2
-    assert sqlite_store.source_health("x", BRAND).failures == 0
 
 
 def test_back_off_grows_with_each_failure_in_a_row(fake, make_collector, sqlite_store, clock):

@@ -37,16 +37,6 @@ def runner(monkeypatch):
     return CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """`once` points the root logger at the runner's stderr, closed afterwards: put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def test_status_rows_show_health_posts_and_cursor(sqlite_store):
     now = T0
     sqlite_store.ingest("x", BRAND, [build_mention("1"), build_mention("2")], '{"since_id": "2"}',
