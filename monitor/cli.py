@@ -61,7 +61,8 @@ def _setup_logging(config: Config | None, verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # APScheduler warns at every skipped overlapping run: expected with coalescing, not news.
-    for noisy in ("apscheduler", "urllib3", "alembic"):
+    # httpx (under atproto) logs every request at INFO.
+    for noisy in ("apscheduler", "urllib3", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
