@@ -55,14 +55,14 @@ def _setup_logging(config: Config | None, verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     if config is not None:
-        variables = [config.slack.bot_token_env, config.slack.app_token_env, config.sources.x.bearer_token_env,
-                     config.sources.reddit.client_id_env, config.sources.reddit.client_secret_env]
+        variables = [config.slack.bot_token_env, config.slack.app_token_env, *config.sources.secret_variables()]
         handler.addFilter(_RedactSecrets([os.environ[v] for v in variables if os.environ.get(v)]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # APScheduler warns at every skipped overlapping run: expected with coalescing, not news.
-    for noisy in ("apscheduler", "urllib3", "alembic"):
+    # httpx (under atproto) logs every request at INFO.
+    for noisy in ("apscheduler", "urllib3", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -81,28 +81,14 @@ def _default_config() -> Config:
 
 def _open_pipeline(config: Config):
     from monitor.clock import SystemClock
-    from monitor.collectors.replay import ReplayCollector
+    from monitor.collectors.build import build_collectors
     from monitor.notifiers.console import ConsoleNotifier
     from monitor.pipeline import Pipeline
-    from monitor.scenario import Scenario, ScenarioError
+    from monitor.scenario import ScenarioError
     from monitor.store.db import StoreError
     from monitor.store.repository import Store
 
     clock = SystemClock()
-    collectors = {}
-    replay = config.sources.replay
-    if replay.enabled:
-        try:
-            scenario = Scenario.load(replay.file)
-        except ScenarioError as exc:
-            err.print(f"[red]sources.replay.file[/red]: {exc}", highlight=False)
-            raise typer.Exit(2) from None
-        collectors["replay"] = ReplayCollector(scenario, config.brands[0].name, clock, replay.batch_size)
-    for name in ("x", "reddit"):
-        if getattr(config.sources, name).enabled:
-            err.print(f"[red]sources.{name}[/red]: this version has no {name} collector yet; disable the source",
-                      highlight=False)
-            raise typer.Exit(2)
     try:
         store = Store.open(config.storage.url)
     except StoreError as exc:
@@ -111,6 +97,12 @@ def _open_pipeline(config: Config):
     except Exception as exc:  # noqa: BLE001 - a database that cannot be reached is one clear line
         err.print(f"[red]storage.url[/red]: cannot open the database: {type(exc).__name__}: {str(exc)[:200]}",
                   highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        collectors = build_collectors(config, store, clock, os.environ)
+    except ScenarioError as exc:
+        store.close()
+        err.print(f"[red]sources.replay.file[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     return Pipeline(config, store, clock, ConsoleNotifier(), collectors)
 
@@ -230,7 +222,7 @@ def classify(
 def check_config(path: Annotated[Path, typer.Argument(help="YAML configuration file.")]) -> None:
     """Validate a configuration: exit 0, or exit 2 with one line per problem naming its key."""
     cfg = _load(path)
-    sources = [n for n in ("x", "reddit", "replay") if getattr(cfg.sources, n).enabled] or ["none"]
+    sources = [n for n, source in cfg.sources.all().items() if source.enabled] or ["none"]
     out.print(f"[green]ok[/green] {path}: {len(cfg.brands)} brand(s), sources: {', '.join(sources)}, "
               f"{len(cfg.team.members)} team member(s)", highlight=False)
 
@@ -253,28 +245,39 @@ def db_upgrade(config: ConfigOption) -> None:
 
 @app.command()
 def status(config: ConfigOption) -> None:
-    """Where the monitor stands: source cursors, outbox, open escalations."""
+    """Where the monitor stands: each source's health, posts and cursor, reads, outbox, open escalations."""
     from sqlalchemy import func, select
 
+    from monitor.clock import SystemClock
+    from monitor.source_status import source_statuses
     from monitor.store.repository import Store
-    from monitor.store.schema import CursorRow, EscalationRow
+    from monitor.store.schema import EscalationRow
 
     cfg = _load(config)
     store = Store.open(cfg.storage.url)
     try:
+        now = SystemClock().now()
         with store.session() as s:
-            cursors = s.scalars(select(CursorRow)).all()
             states = dict(s.execute(select(EscalationRow.state, func.count()).group_by(EscalationRow.state)).all())
         table = Table(title="Sources")
-        for column in ("source", "brand", "cursor", "last run"):
+        for column in ("source", "brand", "state", "last success", "last error", "posts last hour", "cursor"):
             table.add_column(column)
-        for c in cursors:
-            table.add_row(c.source, c.brand, str(c.cursor), c.updated_at.isoformat(timespec="seconds"))
+        for row in source_statuses(store, now):
+            error = f"{_when(row.last_error_at)} {row.last_error}" if row.last_error else "-"
+            table.add_row(row.source, row.brand, row.state, _when(row.last_success_at), escape(error),
+                          str(row.posts_last_hour), escape(str(row.cursor)[:60]))
         out.print(table)
+        if cfg.sources.x.enabled:
+            reads = store.reads_on("x", now.date().isoformat())
+            out.print(f"x reads today (UTC): {reads} of {cfg.sources.x.daily_read_budget}", highlight=False)
         out.print(f"mentions: {store.count_mentions()} · escalations: {states or 'none'} · "
                   f"outbox: {store.outbox_counts() or 'empty'}", highlight=False)
     finally:
         store.close()
+
+
+def _when(at) -> str:
+    return at.isoformat(timespec="seconds") if at else "-"
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -85,22 +85,102 @@ class BrandConfig(Strict):
 
 
 class SourceConfig(Strict):
+    # Keys naming the environment variables an enabled source cannot work without.
+    SECRET_KEYS: ClassVar[tuple[str, ...]] = ()
+
     enabled: bool = False
     interval_seconds: int = Field(60, ge=5)
+    timeout_seconds: float = Field(30, gt=0)  # per HTTP request
+
+    def secret_variables(self) -> dict[str, str]:
+        """Key -> the environment variable it names."""
+        return {key: getattr(self, key) for key in self.SECRET_KEYS}
 
 
 class XSourceConfig(SourceConfig):
+    SECRET_KEYS = ("bearer_token_env",)
+
     bearer_token_env: str = "X_BEARER_TOKEN"
     daily_read_budget: int = Field(10_000, ge=0)
+    pages_per_run: int = Field(10, ge=1)  # pages of 100 posts; a longer backlog continues in the next run
     base_url: str | None = None  # for tests against a local fake
 
 
 class RedditSourceConfig(SourceConfig):
+    SECRET_KEYS = ("client_id_env", "client_secret_env")
+
     interval_seconds: int = Field(300, ge=5)
     client_id_env: str = "REDDIT_CLIENT_ID"
     client_secret_env: str = "REDDIT_CLIENT_SECRET"
     user_agent: str = "escalation-monitor/0.1"
-    subreddits: list[str] = Field(default_factory=lambda: ["all"])
+    subreddits: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    base_url: str | None = None  # token and API requests go here instead (tests against a local fake)
+
+
+class MastodonInstanceConfig(Strict):
+    url: str = Field(pattern=r"^https?://")
+    access_token_env: str | None = None  # full-text search needs a token; hashtag timelines are public
+
+
+class MastodonSourceConfig(SourceConfig):
+    """Hashtag timelines (terms starting with #) and full-text search (other terms) on each instance."""
+
+    interval_seconds: int = Field(120, ge=5)
+    pages_per_run: int = Field(5, ge=1)  # pages of 40 statuses per stream; a longer backlog continues right after
+    instances: list[MastodonInstanceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _instances(self) -> "MastodonSourceConfig":
+        if self.enabled and not self.instances:
+            raise ValueError("an enabled mastodon source needs at least one entry in `instances`")
+        urls = [i.url.rstrip("/") for i in self.instances]
+        if len(set(urls)) != len(urls):
+            raise ValueError("instance urls must be unique")
+        return self
+
+    def secret_variables(self) -> dict[str, str]:
+        return {f"instances[{n}].access_token_env": i.access_token_env
+                for n, i in enumerate(self.instances) if i.access_token_env}
+
+
+class BlueskySourceConfig(SourceConfig):
+    """searchPosts for each of a brand's bluesky terms and `from:` its own accounts."""
+
+    interval_seconds: int = Field(120, ge=5)
+    pages_per_run: int = Field(5, ge=1)  # pages of 100 posts per search; a longer backlog continues right after
+    handle: str | None = None  # log in as this account; the app password comes from app_password_env
+    app_password_env: str = "BLUESKY_APP_PASSWORD"
+    base_url: str | None = None  # default: bsky.social with a handle, the public AppView without
+
+    def secret_variables(self) -> dict[str, str]:
+        return {"app_password_env": self.app_password_env} if self.handle else {}
+
+    def service_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        return "https://bsky.social/xrpc" if self.handle else "https://public.api.bsky.app/xrpc"
+
+
+class FeedConfig(Strict):
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")  # in logs and `status`
+    url: str = Field(pattern=r"^https?://")
+
+
+class NewsSourceConfig(SourceConfig):
+    """RSS and Atom feeds of news sites and blogs (or Google News queries); entries naming a
+    brand's news terms become mentions."""
+
+    interval_seconds: int = Field(600, ge=5)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _feeds(self) -> "NewsSourceConfig":
+        if self.enabled and not self.feeds:
+            raise ValueError("an enabled news source needs at least one entry in `feeds`")
+        names = [f.name for f in self.feeds]
+        if len(set(names)) != len(names):
+            raise ValueError("feed names must be unique")
+        return self
 
 
 class ReplaySourceConfig(SourceConfig):
@@ -119,17 +199,22 @@ class ReplaySourceConfig(SourceConfig):
 class SourcesConfig(Strict):
     x: XSourceConfig = Field(default_factory=XSourceConfig)
     reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
+    mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
+    bluesky: BlueskySourceConfig = Field(default_factory=BlueskySourceConfig)
+    news: NewsSourceConfig = Field(default_factory=NewsSourceConfig)
     replay: ReplaySourceConfig = Field(default_factory=ReplaySourceConfig)
+
+    def all(self) -> dict[str, SourceConfig]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
     def secrets_needed(self) -> dict[str, list[str]]:
         """Key path of each enabled source -> environment variables it reads."""
-        needed: dict[str, list[str]] = {}
-        if self.x.enabled:
-            needed["sources.x.bearer_token_env"] = [self.x.bearer_token_env]
-        if self.reddit.enabled:
-            needed["sources.reddit.client_id_env"] = [self.reddit.client_id_env]
-            needed["sources.reddit.client_secret_env"] = [self.reddit.client_secret_env]
-        return needed
+        return {f"sources.{name}.{key}": [var] for name, source in self.all().items() if source.enabled
+                for key, var in source.secret_variables().items()}
+
+    def secret_variables(self) -> list[str]:
+        """Every variable a source reads a secret from, enabled or not: their values are masked in the log."""
+        return [var for source in self.all().values() for var in source.secret_variables().values()]
 
 
 class EngagementConfig(Strict):
@@ -337,16 +422,14 @@ def parse_config(raw: Any, environ: dict[str, str] | None = None, *, base_dir: P
 
 def _missing_secrets_raw(raw: dict[str, Any], environ: dict[str, str]) -> list[str]:
     """Secret checks on a document that failed validation, so one run reports everything."""
-    defaults: dict[str, SourceConfig] = {"x": XSourceConfig(), "reddit": RedditSourceConfig()}
-    secret_keys = {"x": ["bearer_token_env"], "reddit": ["client_id_env", "client_secret_env"]}
     sources = raw.get("sources") if isinstance(raw.get("sources"), dict) else {}
     problems = []
-    for name, keys in secret_keys.items():
+    for name, field in SourcesConfig.model_fields.items():
         source = sources.get(name)
         if not isinstance(source, dict) or source.get("enabled") is not True:
             continue
-        for key in keys:
-            var = source.get(key, getattr(defaults[name], key))
+        for key in field.annotation.SECRET_KEYS:
+            var = source.get(key, field.annotation.model_fields[key].default)
             if isinstance(var, str) and not environ.get(var):
                 problems.append(f"sources.{name}.{key}: environment variable {var} is not set (the enabled source needs it)")
     slack = raw.get("slack")

@@ -54,10 +54,10 @@ class Daemon:
 
     def _add_jobs(self, with_cron_jobs: bool, digest: Callable[[], object] | None) -> None:
         cfg = self.pipeline.config
-        intervals = {"replay": cfg.sources.replay.interval_seconds, "x": cfg.sources.x.interval_seconds,
-                     "reddit": cfg.sources.reddit.interval_seconds}
+        sources = cfg.sources.all()
         for name in self.pipeline.collectors:
-            interval = intervals.get(name.split(":")[0], 60)
+            source = sources.get(name.split(":")[0])  # collectors are named SOURCE or SOURCE:BRAND
+            interval = source.interval_seconds if source else 60
             self.scheduler.add_job(_guarded(f"collect:{name}", lambda n=name: self.collect_cycle(n)),
                                    self._every(interval), id=f"collect:{name}", name=f"collect {name}",
                                    misfire_grace_time=max(1, int(interval / self.speed)))

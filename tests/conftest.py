@@ -7,6 +7,7 @@ ESCALATION_MONITOR_REQUIRE_POSTGRES=1, in which case they fail.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -20,6 +21,16 @@ PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_DATABASE = "test"
 PG_USERS = ("postgres", "root")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Commands reconfigure the root logger onto the runner's (then closed) stderr: put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import timedelta
 
 import pytest
@@ -27,16 +26,6 @@ from tests.support import (
 def runner(monkeypatch):
     monkeypatch.setenv("COLUMNS", "500")  # no wrapped error lines
     return CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """Commands reconfigure the root logger onto the runner's (then closed) stderr: put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def flat(text: str) -> str:

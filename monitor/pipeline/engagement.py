@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from monitor.clock import Clock
-from monitor.collectors.base import Collector
+from monitor.collectors.base import Collector, SourceFault
 from monitor.config import EngagementConfig
 from monitor.models import Snapshot, StoredMention
 from monitor.store.repository import Store
@@ -49,7 +49,12 @@ def repoll_due(store: Store, collectors: Mapping[str, Collector], clock: Clock, 
         if collector is None:
             schedule.update({m.id: None for m in mentions})  # source no longer configured
             continue
-        updates = collector.refresh_metrics([m.external_id for m in mentions])
+        try:
+            updates = collector.refresh_metrics([m.external_id for m in mentions])
+        except SourceFault as fault:
+            # Keep watching: these posts are due again at the next re-poll run.
+            log.warning("re-poll failed source=%s kind=%s: %s", source, fault.kind, fault)
+            continue
         stored += store.add_snapshots(updates)
         returned = {u.external_id for u in updates}
         for m in mentions:

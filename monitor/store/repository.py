@@ -35,6 +35,8 @@ from monitor.store.schema import (
     OutboxRow,
     RiskRow,
     SnapshotRow,
+    SourceHealthRow,
+    SourceReadsRow,
     StormMemberRow,
     StormRow,
 )
@@ -44,6 +46,18 @@ from monitor.store.schema import (
 class IngestResult:
     new_ids: tuple[int, ...]
     seen_again: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    source: str
+    brand: str
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    failures: int  # in a row
+    paused_until: datetime | None
+    pause_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +234,61 @@ class Store:
                 cursor_row.cursor = new_cursor
                 cursor_row.updated_at = now
         return IngestResult(tuple(new_ids), seen_again)
+
+    # --- source health ---------------------------------------------------------------------
+
+    def source_health(self, source: str, brand: str) -> SourceHealth | None:
+        with self.session() as s:
+            row = s.get(SourceHealthRow, (source, brand))
+            return _health(row) if row else None
+
+    def all_source_health(self) -> list[SourceHealth]:
+        with self.session() as s:
+            return [_health(r) for r in s.scalars(select(SourceHealthRow).order_by(SourceHealthRow.source,
+                                                                                   SourceHealthRow.brand))]
+
+    def record_source_success(self, source: str, brand: str, now: datetime, paused_until: datetime | None,
+                              pause_reason: str | None) -> None:
+        with self.session() as s:
+            row = _health_row(s, source, brand)
+            row.last_success_at = now
+            row.failures = 0
+            row.paused_until, row.pause_reason = paused_until, pause_reason
+
+    def record_source_failure(self, source: str, brand: str, now: datetime, error: str, paused_until: datetime,
+                              pause_reason: str) -> SourceHealth:
+        with self.session() as s:
+            row = _health_row(s, source, brand)
+            row.last_error_at, row.last_error = now, error
+            row.failures += 1
+            row.paused_until, row.pause_reason = paused_until, pause_reason
+            s.flush()
+            return _health(row)
+
+    def reads_on(self, source: str, day: str) -> int:
+        with self.session() as s:
+            row = s.get(SourceReadsRow, source)
+            return row.reads if row is not None and row.day == day else 0
+
+    def add_reads(self, source: str, day: str, count: int) -> int:
+        """Count `count` more posts read on `day` (UTC); returns the day's total."""
+        with self.session() as s:
+            row = s.get(SourceReadsRow, source, with_for_update=True)
+            if row is None:
+                row = SourceReadsRow(source=source, day=day, reads=0)
+                s.add(row)
+            elif row.day != day:
+                row.day, row.reads = day, 0
+            row.reads += count
+            return row.reads
+
+    def mentions_collected_since(self, since: datetime) -> dict[tuple[str, str], int]:
+        """(source, brand) -> mentions collected at or after `since`."""
+        with self.session() as s:
+            rows = s.execute(select(MentionRow.source, MentionRow.brand, func.count())
+                             .where(MentionRow.collected_at >= since)
+                             .group_by(MentionRow.source, MentionRow.brand)).all()
+            return {(source, brand): count for source, brand, count in rows}
 
     # --- engagement -----------------------------------------------------------------------
 
@@ -723,6 +792,19 @@ class Store:
             s.execute(delete(MentionRow).where(MentionRow.id.in_(ids)))
             s.execute(delete(SnapshotRow).where(SnapshotRow.observed_at < cutoff))
             return len(ids)
+
+
+def _health(row: SourceHealthRow) -> SourceHealth:
+    return SourceHealth(row.source, row.brand, row.last_success_at, row.last_error_at, row.last_error,
+                        row.failures, row.paused_until, row.pause_reason)
+
+
+def _health_row(s: Session, source: str, brand: str) -> SourceHealthRow:
+    row = s.get(SourceHealthRow, (source, brand))
+    if row is None:
+        row = SourceHealthRow(source=source, brand=brand, failures=0)
+        s.add(row)
+    return row
 
 
 def _snapshot_row(mention_id: int, at: datetime, m: Metrics) -> SnapshotRow:

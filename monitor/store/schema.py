@@ -219,6 +219,32 @@ class CursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SourceHealthRow(Base):
+    """How each collector (per brand) is doing: what `status` shows and what back-off reads."""
+
+    __tablename__ = "source_health"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    brand: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row; reset by a success
+    # No run before this time: a rate-limit reset, the end of the read budget's day, or back-off.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class SourceReadsRow(Base):
+    """Posts read from a paying source today (X bills per post read), for the daily budget."""
+
+    __tablename__ = "source_reads"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))  # UTC date, YYYY-MM-DD; a new day starts at zero
+    reads: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class FeedbackRow(Base):
     __tablename__ = "feedback_labels"
 

@@ -1,0 +1,1 @@
+"""Benchmarks: run by hand, never by the test suite (their figures depend on the machine)."""
