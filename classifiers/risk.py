@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from classifiers.virality import PowerLawGrowthForecaster
+from classifiers.virality import ViralityForecaster
 from monitor.models import RiskAssessment, RiskFeatures, Severity
 
 
@@ -38,10 +38,10 @@ class RiskWeights:
 
 
 class RiskScorer:
-    def __init__(self, weights: RiskWeights | None = None, forecaster: PowerLawGrowthForecaster | None = None,
+    def __init__(self, weights: RiskWeights | None = None, forecaster: ViralityForecaster | None = None,
                  repeat_contact_min_posts: int = 3):
         self.weights = weights or RiskWeights()
-        self.forecaster = forecaster or PowerLawGrowthForecaster()
+        self.forecaster = forecaster or ViralityForecaster()
         self.repeat_contact_min_posts = repeat_contact_min_posts
 
     def assess(self, f: RiskFeatures, severity_for) -> RiskAssessment:
@@ -70,7 +70,7 @@ class RiskScorer:
         if author.followers >= 10_000 or author.verified:
             reasons.append((gate * reach, f"{_human(author.followers)} followers" + (" · verified" if author.verified else "")))
 
-        forecast = self.forecaster.predict(f.snapshots, f.mention.created_at, f.now)
+        forecast = self.forecaster.forecast(f.snapshots, f.mention.created_at, f.now, author.followers)
         if f.snapshots:
             spread = w.virality_per_decade * max(0.0, math.log10(max(1.0, forecast)) - 1)
             z += gate * spread

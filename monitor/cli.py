@@ -457,3 +457,46 @@ def eval_complaints(
         "model": classifier.model_name,
     }
     print(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+
+
+@eval_app.command("cascades")
+def eval_cascades(
+    file: Annotated[Path, typer.Option(help="Cascades to score (JSON lines: the events or the delays_min format).")],
+    at: Annotated[str, typer.Option(help="Observation ages, comma-separated: 90s, 10m, 1h, 2d.")] = "10m,30m,1h",
+    fit: Annotated[Optional[list[Path]], typer.Option(
+        help="Fit the calibrated parameters on these cascades (repeatable); default: the shipped ones.")] = None,
+    cv: Annotated[Optional[int], typer.Option(
+        help="Cross-validate instead: fit on K-1 folds of --file, score the held-out fold.")] = None,
+    seed: Annotated[int, typer.Option(help="Shuffle of the cross-validation folds.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Final-size forecasts of naive, Szabo-Huberman, SEISMIC (where followers are known) and the
+    project's forecaster: n, median_ape (median |forecast - final| / final), male (mean |ln forecast
+    - ln final|, sizes floored at 1), and precision and recall of "final >= 2 x seen now"."""
+    from classifiers.virality.cascades import CascadeFileError, load_cascades
+    from classifiers.virality.evaluate import evaluate, parse_ages
+
+    try:
+        ages = parse_ages(at)
+    except ValueError as exc:
+        err.print(f"[red]--at[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        cascades = load_cascades(file)
+        training = [c for path in fit for c in load_cascades(path)] if fit else None
+        results = evaluate(cascades, ages, fit=training, folds=cv, seed=seed)
+    except CascadeFileError as exc:
+        err.print(f"[red]cascade file[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        err.print(f"[red]--cv[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps({"results": results}))
+        return
+    table = Table(title=f"Cascade forecasts: {file.name}")
+    for column in results[0]:
+        table.add_column(column)
+    for row in results:
+        table.add_row(*("-" if v is None else str(v) for v in row.values()))
+    out.print(table)

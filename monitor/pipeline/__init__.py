@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from classifiers.post import PostClassifier
 from classifiers.risk import RiskScorer
-from classifiers.virality import PowerLawGrowthForecaster
 from monitor.clock import Clock
 from monitor.collectors.base import Collector
 from monitor.config import Config, bundled_config_dir
@@ -51,8 +50,7 @@ class Pipeline:
         self.classifier = classifier or PostClassifier(bundled_config_dir(), config.classifiers.languages,
                                                        config.classifiers.sentiment_model,
                                                        config.classifiers.sentiment_labels)
-        self.scorer = RiskScorer(forecaster=PowerLawGrowthForecaster(horizon_hours=config.engagement.max_age_hours),
-                                 repeat_contact_min_posts=config.risk.repeat_contact_min_posts)
+        self.scorer = RiskScorer(repeat_contact_min_posts=config.risk.repeat_contact_min_posts)
         self.storms = StormTracker(config.storms, config.timezone)
         self.router = Router(config.team, config.timezone)
         self._own_accounts = {source: config.own_accounts(source)
