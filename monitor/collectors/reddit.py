@@ -87,7 +87,14 @@ class RedditCollector:
         mentions: list[MentionIn] = []
         try:
             for name, listing, filtered in self._listings():
-                found, mark = self._read(listing(), marks.get(name), filtered)
+                try:
+                    found, mark = self._read(listing(), marks.get(name), filtered)
+                except prawcore.NotFound:
+                    if not name.startswith("own:"):
+                        raise
+                    # A misspelt or deleted own account must not stop the brand's other listings.
+                    log.warning("Reddit account %s does not exist; its comments are not collected", name[4:])
+                    continue
                 mentions += found
                 if mark is not None:
                     marks[name] = mark
