@@ -230,8 +230,11 @@ def test_refresh_fault_is_one_source_fault(fake, make_collector):
 
 def test_an_own_account_that_does_not_exist_stops_nothing_else(fake, make_collector, sqlite_store, clock, caplog):
     post = fake.submit("acme", "acme still collected")
+    collector = make_collector(own=("acme_typo",))
     with caplog.at_level(logging.WARNING):
-        run(make_collector(own=("acme_typo",)), sqlite_store, clock)
+        run(collector, sqlite_store, clock)
+        run(collector, sqlite_store, clock)
     assert set(stored(sqlite_store)) == {post}
     assert [r.getMessage() for r in caplog.records] == [
-        "Reddit account acme_typo does not exist; its comments are not collected"]
+        "Reddit account acme_typo does not exist; its comments are not collected"]  # once, not every run
+    assert len([r for r in fake.requests if r.path.startswith("/user/acme_typo/")]) == 1
