@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from monitor.store.repository import Store
+from monitor.store.repository import SourceHealth, Store
 from monitor.store.schema import CursorRow
 
 
@@ -42,7 +42,7 @@ def source_statuses(store: Store, now: datetime) -> list[SourceStatus]:
     return rows
 
 
-def _state(h, now: datetime) -> str:
+def _state(h: SourceHealth, now: datetime) -> str:
     if h.paused_until is not None and h.paused_until > now:
         until = h.paused_until.astimezone(timezone.utc).isoformat(timespec="seconds")
         failures = f" ({h.failures} failure{'s' if h.failures != 1 else ''} in a row)" if h.failures else ""

@@ -44,6 +44,8 @@ def fake(clock):
 
 @pytest.fixture
 def make_collector(fake, clock):
+    fake.register(OWN_ACCOUNT)
+
     def make(subreddits=("thenetherlands", "acme"), terms=("acme",), own=(OWN_ACCOUNT,), timeout=5.0,
              secret=SECRET) -> RedditCollector:
         return RedditCollector(BRAND, list(terms), list(own), list(subreddits), fake.client_id, secret,
@@ -224,3 +226,15 @@ def test_refresh_fault_is_one_source_fault(fake, make_collector):
     with pytest.raises(SourceFault) as caught:
         make_collector().refresh_metrics([post])
     assert caught.value.kind == "bad_response"
+
+
+def test_an_own_account_that_does_not_exist_stops_nothing_else(fake, make_collector, sqlite_store, clock, caplog):
+    post = fake.submit("acme", "acme still collected")
+    collector = make_collector(own=("acme_typo",))
+    with caplog.at_level(logging.WARNING):
+        run(collector, sqlite_store, clock)
+        run(collector, sqlite_store, clock)
+    assert set(stored(sqlite_store)) == {post}
+    assert [r.getMessage() for r in caplog.records] == [
+        "Reddit account acme_typo does not exist; its comments are not collected"]  # once, not every run
+    assert len([r for r in fake.requests if r.path.startswith("/user/acme_typo/")]) == 1

@@ -219,3 +219,25 @@ def test_bluesky_logs_in_only_with_a_handle_and_its_app_password():
     assert BlueskySourceConfig(handle="acme.bsky.social").service_url() == "https://bsky.social/xrpc"
     assert_problem({"bluesky": {"enabled": True, "handle": "acme.bsky.social"}},
                    "sources.bluesky.app_password_env: environment variable BLUESKY_APP_PASSWORD is not set")
+
+
+def test_health_and_daily_reads_in_the_store(store):
+    later = T0 + timedelta(minutes=5)
+    store.record_source_failure("x", BRAND, T0, "X search timed out", T0 + timedelta(seconds=30), "back-off")
+    store.record_source_failure("x", BRAND, later, "X search failed with 503 (server error)",
+                                later + timedelta(minutes=1), "back-off")
+    health = store.source_health("x", BRAND)
+    assert (health.failures, health.last_error_at, health.paused_until) == (2, later, later + timedelta(minutes=1))
+    store.record_source_success("x", BRAND, later + timedelta(minutes=2), None, None)
+    health = store.source_health("x", BRAND)
+    assert (health.failures, health.paused_until, health.last_error) == (0, None, "X search failed with 503 (server error)")
+    assert store.source_health("x", "Other") is None
+
+    assert store.add_reads("x", "2026-11-23", 100) == 100 and store.add_reads("x", "2026-11-23", 50) == 150
+    assert store.reads_on("x", "2026-11-23") == 150
+    assert store.add_reads("x", "2026-11-24", 10) == 10  # a new UTC day starts from zero
+    assert store.reads_on("x", "2026-11-23") == 0 and store.reads_on("reddit", "2026-11-24") == 0
+
+    store.ingest("x", BRAND, [build_mention("1")], None, own_accounts={}, now=T0)
+    store.ingest("x", BRAND, [build_mention("2")], None, own_accounts={}, now=later)
+    assert store.mentions_collected_since(T0 + timedelta(minutes=1)) == {("x", BRAND): 1}

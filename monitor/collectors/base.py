@@ -35,7 +35,7 @@ class SourceFault(Exception):
 
     def __init__(self, kind: str, message: str, retry_at: datetime | None = None):
         super().__init__(message)
-        self.kind = kind  # rate_limited, server_error, timeout, connection, bad_response, auth, budget
+        self.kind = kind  # rate_limited, server_error, timeout, connection, bad_response, bad_request, auth, budget
         self.retry_at = retry_at
 
 

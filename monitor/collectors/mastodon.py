@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -85,7 +85,7 @@ class MastodonCollector:
             raise _fault(exc, self.host, self.clock) from None
         return CollectResult(tuple(mentions), json.dumps(marks, sort_keys=True), more=more)
 
-    def _streams(self) -> Iterator[tuple[str, object]]:
+    def _streams(self) -> Iterator[tuple[str, Callable[[str | None], list]]]:
         for tag in self.hashtags:
             yield f"#{tag}", lambda min_id, t=tag: self.client.timeline_hashtag(t, min_id=min_id, limit=PAGE)
         for term in self.searches:
@@ -107,7 +107,7 @@ class MastodonCollector:
                 self._account_ids[acct] = None
         return self._account_ids[acct]
 
-    def _read(self, fetch, min_id: str | None) -> tuple[list[dict], str | None, bool]:
+    def _read(self, fetch: Callable[[str | None], list], min_id: str | None) -> tuple[list[dict], str | None, bool]:
         """Pages forward from `min_id`: each page holds the statuses right after the newest one read."""
         statuses: list[dict] = []
         newest = min_id

@@ -64,6 +64,7 @@ class RedditCollector:
         self.search_in = "all" if len(named) < len(subreddits) else "+".join(named)
         self.comments_in = "+".join(named) or None
         self.clock = clock
+        self._missing_accounts: set[str] = set()
         urls = {k: v for k, v in (("oauth_url", oauth_url), ("reddit_url", reddit_url)) if v}
         # Client credentials make praw read-only; no update check phones home at start-up. praw's
         # own `timeout` setting does not reach prawcore's requests: the session caps it instead.
@@ -80,6 +81,8 @@ class RedditCollector:
             if self.comments_in:  # search finds submissions only
                 yield "comments", lambda: self.reddit.subreddit(self.comments_in).comments(limit=None), True
         for account in self.own_accounts:
+            if account in self._missing_accounts:
+                continue
             yield f"own:{account}", lambda a=account: self.reddit.redditor(a).comments.new(limit=None), False
 
     def collect(self, cursor: str | None) -> CollectResult:
@@ -87,7 +90,16 @@ class RedditCollector:
         mentions: list[MentionIn] = []
         try:
             for name, listing, filtered in self._listings():
-                found, mark = self._read(listing(), marks.get(name), filtered)
+                try:
+                    found, mark = self._read(listing(), marks.get(name), filtered)
+                except prawcore.NotFound:
+                    if not name.startswith("own:"):
+                        raise
+                    # A misspelt or deleted own account must not stop the brand's other listings;
+                    # it is not asked for again until a restart.
+                    log.warning("Reddit account %s does not exist; its comments are not collected", name[4:])
+                    self._missing_accounts.add(name[4:])
+                    continue
                 mentions += found
                 if mark is not None:
                     marks[name] = mark

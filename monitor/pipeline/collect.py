@@ -41,7 +41,7 @@ def collect_and_store(collector: Collector, store: Store, clock: Clock,
     try:
         result = collector.collect(cursor)
     except SourceFault as fault:
-        _record_fault(collector, store, now, fault)
+        _record_fault(collector, store, now, fault, health.failures if health else 0)
         return CollectReport((), 0, False)
     stored = store.ingest(collector.source, collector.brand, result.mentions, result.cursor,
                           own_accounts=own_accounts, now=now)
@@ -57,9 +57,8 @@ def collect_and_store(collector: Collector, store: Store, clock: Clock,
     return CollectReport(stored.new_ids, stored.seen_again, result.more and pause is None)
 
 
-def _record_fault(collector: Collector, store: Store, now: datetime, fault: SourceFault) -> None:
-    previous = store.source_health(collector.source, collector.brand)
-    failures = (previous.failures if previous else 0) + 1
+def _record_fault(collector: Collector, store: Store, now: datetime, fault: SourceFault, before: int) -> None:
+    failures = before + 1
     if fault.retry_at is not None and fault.retry_at > now:
         until, reason = fault.retry_at, fault.kind.replace("_", " ")
     else:

@@ -256,14 +256,12 @@ class Store:
             row.paused_until, row.pause_reason = paused_until, pause_reason
 
     def record_source_failure(self, source: str, brand: str, now: datetime, error: str, paused_until: datetime,
-                              pause_reason: str) -> SourceHealth:
+                              pause_reason: str) -> None:
         with self.session() as s:
             row = _health_row(s, source, brand)
             row.last_error_at, row.last_error = now, error
             row.failures += 1
             row.paused_until, row.pause_reason = paused_until, pause_reason
-            s.flush()
-            return _health(row)
 
     def reads_on(self, source: str, day: str) -> int:
         with self.session() as s:

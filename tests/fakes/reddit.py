@@ -30,6 +30,7 @@ class FakeReddit(FakeApi):
         self.tokens: set[str] = set()
         self.overlap = False  # each page repeats the last thing of the page before
         self.rate_reset_seconds = 600
+        self.users: set[str] = set()  # accounts that exist: everyone who posted, and those `register`ed
         self._seq = 0
         super().__init__()
 
@@ -70,7 +71,11 @@ class FakeReddit(FakeApi):
         """What Reddit shows for a submission moderators removed."""
         self.things[fullname].update(selftext="[removed]", removed_by_category="moderator")
 
+    def register(self, username: str) -> None:
+        self.users.add(username)
+
     def _add(self, kind: str, data: dict, drop: tuple[str, ...]) -> str:
+        self.users.add(data["author"])
         self.things[data["name"]] = {k: v for k, v in data.items() if k not in drop}
         return data["name"]
 
@@ -93,6 +98,8 @@ class FakeReddit(FakeApi):
             subs = match.group(1).lower().split("+")
             return self._listing(request, [t for t in self._newest("t1") if t["subreddit"].lower() in subs])
         if match := re.fullmatch(r"/user/([^/]+)/comments/?", request.path):
+            if match.group(1) not in self.users:
+                return Reply.json({"message": "Not Found", "error": 404}, 404)
             return self._listing(request, [t for t in self._newest("t1") if t["author"] == match.group(1)])
         if request.path == INFO_PATH:
             names = [n for n in (request.arg("id") or "").split(",") if n]
