@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
+from classifiers.risk import RiskScorer
 from classifiers.virality import ViralityForecaster
 from classifiers.virality.baselines import Naive, SzaboHuberman
 from classifiers.virality.cascades import Cascade, CascadeFileError, load_cascades
@@ -29,7 +30,7 @@ from classifiers.virality.seismic import (
     kernel_integral,
     memory_ccdf,
 )
-from monitor.models import Metrics, Snapshot
+from monitor.models import Author, Classification, Metrics, RiskFeatures, Snapshot, StoredMention
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
@@ -139,6 +140,23 @@ def test_share_times_from_snapshots_follow_the_curve():
     assert weights.tolist() == [1.0] * 8
     thinned, thin_weights = observation.share_times(limit=2)
     assert thin_weights.tolist() == [4.0, 4.0] and thinned.tolist() == pytest.approx([300, 1500])
+
+
+def test_risk_score_reads_the_forecast():
+    mention = StoredMention(1, "x", "1", "acme", Author("a1", "angry", 300), "Acme, my internet is down again",
+                            T0, "en", None, None, None, False)
+    classification = Classification(1, "lexicon", "1", "en", "negative",
+                                    {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, 0.8)
+
+    def assess(snapshots, minutes):
+        features = RiskFeatures(mention, classification, tuple(snapshots), 0, None, T0 + timedelta(minutes=minutes))
+        return RiskScorer().assess(features, lambda probability: None)
+
+    growing = assess(snaps((2, 5), (5, 15), (10, 28), (15, 40)), 15)
+    stalled = assess(snaps((2, 38), (5, 40), (10, 40), (15, 40)), 15)
+    assert growing.forecast_shares > stalled.forecast_shares >= 40
+    assert growing.probability > stalled.probability
+    assert f"40 reposts in 15 min, forecast {round(growing.forecast_shares)}" in growing.reason_line
 
 
 # --- SEISMIC ---------------------------------------------------------------------------------------

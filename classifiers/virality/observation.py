@@ -30,8 +30,8 @@ class Observation:
     `times` (seconds since the post, sorted) and `counts` (cumulative shares at those times,
     non-decreasing) are the knots of the count curve; `step` says whether the curve jumps at each
     knot (event times: one share per knot) or runs straight between knots (snapshots: the first
-    knot is the post itself, at t = 0). `followers` holds the followers
-    of each sharer, aligned with `times`, where the source gives them (event sources only).
+    knot is the post itself, at t = 0). `followers` holds the followers of each sharer, aligned
+    with `times`, where the source gives them (event sources only).
     """
 
     age: float
