@@ -16,9 +16,6 @@ class Naive:
     def predict(self, observation: Observation) -> float:
         return observation.seen
 
-    def fit(self, cascades: Sequence, ages: Sequence[float]) -> Naive:
-        return self
-
 
 class SzaboHuberman:
     """Szabo & Huberman (CACM 2010): ln final = ln seen(t) + r(t).

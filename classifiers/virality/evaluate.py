@@ -67,7 +67,8 @@ def _fitted(cascades: Sequence[Cascade] | None, ages: Sequence[float]) -> dict:
 def _forecast(method, observation) -> tuple[float, bool]:
     seen = observation.seen
     predicted = float(np.clip(method.predict(observation), seen, MAX_SHARES))
-    flags = method.will_double(observation) if isinstance(method, ViralityForecaster) else predicted >= 2 * seen
+    # The peers flag by their forecast; the project forecaster has its own classifier.
+    flags = method.will_double(observation) if hasattr(method, "will_double") else predicted >= 2 * seen
     return predicted, bool(flags)
 
 

@@ -30,8 +30,8 @@ class Observation:
     `times` (seconds since the post, sorted) and `counts` (cumulative shares at those times,
     non-decreasing) are the knots of the count curve; `step` says whether the curve jumps at each
     knot (event times: one share per knot) or runs straight between knots (snapshots: the first
-    knot is the post itself, at t = 0). `followers` holds the followers
-    of each sharer, aligned with `times`, where the source gives them (event sources only).
+    knot is the post itself, at t = 0). `followers` holds the followers of each sharer, aligned
+    with `times`, where the source gives them (event sources only).
     """
 
     age: float
@@ -64,11 +64,13 @@ class Observation:
         if entries == 0:
             return np.zeros(0), np.zeros(0)
         # Where the curve crosses the middle of each entry's slice of the count, on rising segments.
+        # A count already there at t = 0 (a skewed clock) rose from 0 at that instant.
+        knot_times, knot_counts = np.append(0.0, self.times), np.append(0.0, self.counts)
         levels = (np.arange(entries) + 0.5) * seen / entries
-        rising = np.flatnonzero(np.diff(self.counts) > 0)
-        low, high = self.counts[rising], self.counts[rising + 1]
+        rising = np.flatnonzero(np.diff(knot_counts) > 0)
+        low, high = knot_counts[rising], knot_counts[rising + 1]
         segment = np.searchsorted(high, levels, side="left")
-        start, end = self.times[rising][segment], self.times[rising + 1][segment]
+        start, end = knot_times[rising][segment], knot_times[rising + 1][segment]
         times = start + (levels - low[segment]) / (high[segment] - low[segment]) * (end - start)
         return times, np.full(entries, seen / entries)
 
