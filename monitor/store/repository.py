@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.models import (
@@ -191,19 +191,16 @@ class Store:
         new_ids: list[int] = []
         seen_again = 0
         with self.session() as s:
-            existing: dict[tuple[str, str], int] = {}
-            for source in {k[0] for k in unique}:
-                ids = [k[1] for k in unique if k[0] == source]
-                for ext_id, row_id in s.execute(select(MentionRow.external_id, MentionRow.id).where(
-                        MentionRow.source == source, MentionRow.external_id.in_(ids))).all():
-                    existing[(source, ext_id)] = row_id
+            existing = self._ids_of(s, list(unique))
+            snapshots: list[dict] = []
+            fresh: dict[tuple[str, str], dict] = {}
             for key, m in unique.items():
                 if key in existing:
                     seen_again += 1
-                    s.add(_snapshot_row(existing[key], now, m.metrics))
+                    snapshots.append(_snapshot_values(existing[key], now, m.metrics))
                     continue
                 is_brand = m.author.handle.lower().lstrip("@") in own_accounts.get(m.source, set())
-                row = MentionRow(
+                fresh[key] = dict(
                     source=m.source,
                     external_id=m.external_id,
                     brand=brand,
@@ -221,12 +218,18 @@ class Store:
                     is_brand_reply=is_brand,
                     needs_scoring=not is_brand,
                 )
-                s.add(row)
-                s.flush()
-                new_ids.append(row.id)
-                s.add(_snapshot_row(row.id, now, m.metrics))
-                if is_brand:
-                    _record_brand_reply(s, row, now)
+            if fresh:
+                # One executemany for the batch: a round trip per post made ingest the backfill's bottleneck.
+                s.execute(insert(MentionRow), list(fresh.values()))
+                stored = self._ids_of(s, list(fresh))
+                for key, values in fresh.items():
+                    new_ids.append(stored[key])
+                    snapshots.append(_snapshot_values(stored[key], now, unique[key].metrics))
+            if snapshots:
+                s.execute(insert(SnapshotRow), snapshots)
+            for values in fresh.values():
+                if values["is_brand_reply"]:
+                    _record_brand_reply(s, MentionRow(**values), now)
             cursor_row = s.get(CursorRow, (collector, brand))
             if cursor_row is None:
                 s.add(CursorRow(source=collector, brand=brand, cursor=new_cursor, updated_at=now))
@@ -234,6 +237,17 @@ class Store:
                 cursor_row.cursor = new_cursor
                 cursor_row.updated_at = now
         return IngestResult(tuple(new_ids), seen_again)
+
+    @staticmethod
+    def _ids_of(s: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Row ids of the stored mentions among (source, external id) keys."""
+        found: dict[tuple[str, str], int] = {}
+        for source in {k[0] for k in keys}:
+            ids = [k[1] for k in keys if k[0] == source]
+            for ext_id, row_id in s.execute(select(MentionRow.external_id, MentionRow.id).where(
+                    MentionRow.source == source, MentionRow.external_id.in_(ids))).all():
+                found[(source, ext_id)] = row_id
+        return found
 
     # --- source health ---------------------------------------------------------------------
 
@@ -805,9 +819,13 @@ def _health_row(s: Session, source: str, brand: str) -> SourceHealthRow:
     return row
 
 
+def _snapshot_values(mention_id: int, at: datetime, m: Metrics) -> dict:
+    return dict(mention_id=mention_id, observed_at=at, reposts=max(0, m.reposts), replies=max(0, m.replies),
+                likes=max(0, m.likes), quotes=max(0, m.quotes), views=max(0, m.views))
+
+
 def _snapshot_row(mention_id: int, at: datetime, m: Metrics) -> SnapshotRow:
-    return SnapshotRow(mention_id=mention_id, observed_at=at, reposts=max(0, m.reposts), replies=max(0, m.replies),
-                       likes=max(0, m.likes), quotes=max(0, m.quotes), views=max(0, m.views))
+    return SnapshotRow(**_snapshot_values(mention_id, at, m))
 
 
 def _trigger_dict(t: TriggerMatch) -> dict:
