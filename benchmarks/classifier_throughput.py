@@ -32,7 +32,7 @@ else:
     from classifiers.post import PostClassifier
     from monitor.config import bundled_config_dir
 
-    classifier = PostClassifier(bundled_config_dir(), ["en"], args.model)
+    classifier = PostClassifier(bundled_config_dir(), ["en", "nl"], args.model)
     run = classifier.scores
 run(texts[:64])  # load and warm up outside the clock
 started = time.perf_counter()
