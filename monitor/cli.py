@@ -79,15 +79,32 @@ def _default_config() -> Config:
     return load_config(bundled_config_dir() / "example.yaml", environ={})
 
 
+def _notifier(config: Config):
+    """(config with Slack ids filled in, notifier): Slack when enabled, checked before anything runs."""
+    from monitor.notifiers.console import ConsoleNotifier
+
+    if not config.slack.enabled:
+        return config, ConsoleNotifier()
+    from monitor.notifiers.slack import SlackNotifier
+    from monitor.notifiers.slack_setup import SlackSetupError, connect
+
+    try:
+        session = connect(config, os.environ)
+    except SlackSetupError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    return session.config, SlackNotifier(session)
+
+
 def _open_pipeline(config: Config):
     from monitor.clock import SystemClock
     from monitor.collectors.build import build_collectors
-    from monitor.notifiers.console import ConsoleNotifier
     from monitor.pipeline import Pipeline
     from monitor.scenario import ScenarioError
     from monitor.store.db import StoreError
     from monitor.store.repository import Store
 
+    config, notifier = _notifier(config)
     clock = SystemClock()
     try:
         store = Store.open(config.storage.url)
@@ -104,7 +121,7 @@ def _open_pipeline(config: Config):
         store.close()
         err.print(f"[red]sources.replay.file[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    return Pipeline(config, store, clock, ConsoleNotifier(), collectors)
+    return Pipeline(config, store, clock, notifier, collectors)
 
 
 @app.command()
