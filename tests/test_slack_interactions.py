@@ -13,7 +13,7 @@ from monitor.notifiers.slack import SlackNotifier
 from monitor.notifiers.slack_actions import ClickHandler
 from monitor.notifiers.slack_socket import SocketModeListener
 from monitor.pipeline.deliver import deliver_pending
-from monitor.store.schema import EscalationEventRow, FeedbackRow
+from monitor.store.schema import EscalationEventRow, FeedbackRow, OutboxRow
 from tests.fakes.slack import APP_TOKEN
 from tests.fakes.slack_socket import FakeSocketMode
 from tests.slacking import acme_config, fake_slack, session_for  # noqa: F401 - fixture
@@ -70,6 +70,12 @@ def wait_until(predicate, timeout: float = 20) -> None:
         time.sleep(0.01)
 
 
+def state_rewrites(store, escalation_id: int) -> int:
+    """Message rewrites queued for the escalation: the last thing a handled click does."""
+    with store.session() as s:
+        return s.query(OutboxRow).filter(OutboxRow.escalation_id == escalation_id, OutboxRow.kind == "state").count()
+
+
 def send(socket_fake, payload: dict) -> dict:
     return socket_fake.wait_for_ack(socket_fake.send_interaction(payload))
 
@@ -89,7 +95,7 @@ def test_claim_reassign_resolve_from_buttons(wired, socket_fake, fake_slack, sql
     clock.advance(minutes=4)
     ack = send(socket_fake, click("escalation_claim", esc, "U01SANNE"))
     assert set(ack) == {"envelope_id"}
-    wait_until(lambda: sqlite_store.escalation(esc).state is EscalationState.claimed)
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 1)
     record = sqlite_store.escalation(esc)
     assert (record.owner, record.claimed_at) == ("Sanne", T0.replace(minute=4))
     deliver_pending(sqlite_store, notifier, clock)
@@ -97,10 +103,10 @@ def test_claim_reassign_resolve_from_buttons(wired, socket_fake, fake_slack, sql
     assert "escalation_claim" not in str(message.blocks) and "escalation_resolve" in str(message.blocks)
 
     send(socket_fake, click("escalation_reassign", esc, "U01MARIEKE", selected_user="U01DAAN"))
-    wait_until(lambda: sqlite_store.escalation(esc).owner == "Daan")
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 2)
     clock.advance(minutes=30)
     send(socket_fake, click("escalation_resolve", esc, "U01DAAN"))
-    wait_until(lambda: sqlite_store.escalation(esc).state is EscalationState.resolved)
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 3)
     deliver_pending(sqlite_store, notifier, clock)
     assert "*Resolved by* <@U01DAAN>" in str(message.blocks)
     assert message.blocks[-1]["type"] == "context"  # no buttons left on a closed escalation
@@ -115,7 +121,8 @@ def test_dismiss_records_a_false_positive_label(wired, socket_fake, fake_slack, 
     esc = open_escalation(sqlite_store, alert_payload())
     deliver_pending(sqlite_store, notifier, clock)
     send(socket_fake, click("escalation_dismiss", esc, "U01SANNE"))
-    wait_until(lambda: sqlite_store.escalation(esc).state is EscalationState.dismissed)
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 1)
+    assert sqlite_store.escalation(esc).state is EscalationState.dismissed
     with sqlite_store.session() as s:
         (label,) = s.scalars(select(FeedbackRow)).all()
         assert (label.escalation_id, label.label, label.by, label.at) == (esc, "false_positive", "Sanne", T0)
@@ -130,7 +137,7 @@ def test_every_envelope_is_acknowledged_even_a_stale_click_or_a_stranger(wired, 
     esc = open_escalation(sqlite_store, alert_payload())
     deliver_pending(sqlite_store, notifier, clock)
     send(socket_fake, click("escalation_resolve", esc, "U0STRANGER"))
-    wait_until(lambda: sqlite_store.escalation(esc).state is EscalationState.resolved)
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 1)
     assert events(sqlite_store, esc)[-1] == ("resolved", "slack:U0STRANGER")
     # A second click on a stale message changes nothing but is still acknowledged.
     send(socket_fake, click("escalation_claim", esc, "U01SANNE"))
