@@ -79,15 +79,32 @@ def _default_config() -> Config:
     return load_config(bundled_config_dir() / "example.yaml", environ={})
 
 
+def _notifier(config: Config):
+    """(config with Slack ids filled in, notifier): Slack when enabled, checked before anything runs."""
+    from monitor.notifiers.console import ConsoleNotifier
+
+    if not config.slack.enabled:
+        return config, ConsoleNotifier()
+    from monitor.notifiers.slack import SlackNotifier
+    from monitor.notifiers.slack_setup import SlackSetupError, connect
+
+    try:
+        session = connect(config, os.environ)
+    except SlackSetupError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    return session.config, SlackNotifier(session)
+
+
 def _open_pipeline(config: Config):
     from monitor.clock import SystemClock
     from monitor.collectors.build import build_collectors
-    from monitor.notifiers.console import ConsoleNotifier
     from monitor.pipeline import Pipeline
     from monitor.scenario import ScenarioError
     from monitor.store.db import StoreError
     from monitor.store.repository import Store
 
+    config, notifier = _notifier(config)
     clock = SystemClock()
     try:
         store = Store.open(config.storage.url)
@@ -104,14 +121,14 @@ def _open_pipeline(config: Config):
         store.close()
         err.print(f"[red]sources.replay.file[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    return Pipeline(config, store, clock, ConsoleNotifier(), collectors)
+    return Pipeline(config, store, clock, notifier, collectors)
 
 
 @app.command()
 def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug logging.")] = False) -> None:
     """Run the daemon: scheduled collection, processing, delivery, digest and retention until SIGTERM."""
     from monitor.daemon import Daemon
-    from monitor.digest import build_digest
+    from monitor.digest_report import publish
     from monitor.store.lock import AlreadyRunning, DaemonLock
 
     cfg = _load(config)
@@ -123,16 +140,51 @@ def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug 
     except AlreadyRunning as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
+    listener = _interactivity(pipeline)
+    target = _digest_target(pipeline.config) if pipeline.config.slack.enabled else None
     try:
         def weekly_digest() -> None:
-            digest = build_digest(pipeline.store, cfg, None, pipeline.clock.now())
-            logging.getLogger("monitor.digest").info("weekly digest week=%s escalations=%d", digest.week,
-                                                     digest.total)
+            digest, path = publish(pipeline.store, pipeline.config, None, pipeline.clock.now(), target)
+            logging.getLogger("monitor.digest").info("weekly digest week=%s escalations=%d report=%s sent=%s",
+                                                     digest.week, digest.total, path, target is not None)
 
         Daemon(pipeline, digest=weekly_digest).run_until_signal()
     finally:
+        if listener is not None:
+            listener.stop()
         lock.release()
         pipeline.store.close()
+
+
+def _interactivity(pipeline):
+    """Start the Slack button listener the config asks for (Socket Mode or the HTTP endpoint)."""
+    from monitor.notifiers.slack import SlackNotifier
+    from monitor.notifiers.slack_actions import ClickHandler
+
+    slack = pipeline.config.slack
+    if not isinstance(pipeline.notifier, SlackNotifier) or slack.interactivity == "none":
+        return None
+    handler = ClickHandler(pipeline.store, pipeline.config.team, pipeline.clock)
+    if slack.interactivity == "http":
+        from monitor.notifiers.slack_http import InteractionServer
+
+        secret = os.environ.get(slack.signing_secret_env)
+        if not secret:
+            err.print(f"[red]slack: environment variable {slack.signing_secret_env} (signing secret) is not set[/red]",
+                      highlight=False)
+            raise typer.Exit(2)
+        listener = InteractionServer(secret, handler, slack.http_host, slack.http_port)
+    else:
+        from monitor.notifiers.slack_socket import SocketModeListener
+
+        app_token = os.environ.get(slack.app_token_env)
+        if not app_token:
+            err.print(f"[red]slack: environment variable {slack.app_token_env} (app-level token for Socket Mode) "
+                      "is not set[/red]", highlight=False)
+            raise typer.Exit(2)
+        listener = SocketModeListener(app_token, pipeline.notifier.client, handler)
+    listener.start()
+    return listener
 
 
 @app.command()
@@ -284,20 +336,25 @@ def _when(at) -> str:
 def digest(
     config: ConfigOption,
     week: Annotated[Optional[str], typer.Option(help="ISO week, e.g. 2026-W47; default: last week.")] = None,
+    send: Annotated[bool, typer.Option("--send", help="Post it with its chart to the Slack channel.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the digest as JSON.")] = False,
 ) -> None:
-    """The weekly escalation digest from the stored history."""
+    """The weekly escalation digest from the stored history; writes its HTML report to digest.output_dir."""
     from dataclasses import asdict
 
     from monitor.clock import SystemClock
-    from monitor.digest import build_digest
+    from monitor.digest_report import publish
     from monitor.store.repository import Store
 
     cfg = _load(config)
+    if send and not cfg.slack.enabled:
+        err.print("[red]--send[/red]: slack.enabled is false in the configuration", highlight=False)
+        raise typer.Exit(2)
+    target = _digest_target(cfg) if send else None
     store = Store.open(cfg.storage.url)
     try:
         try:
-            result = build_digest(store, cfg, week, SystemClock().now())
+            result, path = publish(store, cfg, week, SystemClock().now(), target)
         except ValueError as exc:
             err.print(f"[red]{exc}[/red]", highlight=False)
             raise typer.Exit(2) from None
@@ -310,6 +367,16 @@ def digest(
     for key, value in asdict(result).items():
         table.add_row(key.replace("_", " "), str(value))
     out.print(table)
+    out.print(f"report: {path}" + (f" · sent to {cfg.slack.channel}" if send else ""), highlight=False)
+
+
+def _digest_target(cfg: Config):
+    from monitor.digest_report import SlackTarget
+    from monitor.notifiers.slack import SlackNotifier
+
+    _, notifier = _notifier(cfg)
+    assert isinstance(notifier, SlackNotifier)
+    return SlackTarget(notifier.client, notifier.channel_ids[cfg.slack.channel])
 
 
 def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:

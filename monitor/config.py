@@ -282,6 +282,12 @@ class SlackConfig(Strict):
     base_url: str = "https://slack.com/api/"
     bot_token_env: str = "SLACK_BOT_TOKEN"
     app_token_env: str = "SLACK_APP_TOKEN"
+    # How button clicks reach the daemon: Socket Mode (no public URL), or an HTTP endpoint that
+    # checks Slack's request signature with the signing secret.
+    interactivity: Literal["socket_mode", "http", "none"] = "socket_mode"
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(3000, ge=1, le=65535)
 
 
 class SlaConfig(Strict):
@@ -441,10 +447,13 @@ def _missing_secrets_raw(raw: dict[str, Any], environ: dict[str, str]) -> list[s
 
 
 def _resolve_paths(config: Config, base_dir: Path) -> None:
-    """A replay file named in a config file is relative to that file, not to the working directory."""
+    """A replay file and the digest's output folder named in a config file are relative to that
+    file, not to the working directory."""
     replay = config.sources.replay
     if replay.file is not None and not replay.file.is_absolute():
         replay.file = base_dir / replay.file
+    if not config.digest.output_dir.is_absolute():
+        config.digest.output_dir = base_dir / config.digest.output_dir
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:

@@ -18,6 +18,7 @@ from monitor.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10
+SLA_CHECK_SECONDS = 60  # SLAs are minutes long; a minute late is within their resolution
 
 
 def _guarded(name: str, work: Callable[[], object]) -> Callable[[], None]:
@@ -63,6 +64,8 @@ class Daemon:
                                    misfire_grace_time=max(1, int(interval / self.speed)))
         self.scheduler.add_job(_guarded("engagement", self.repoll_cycle), self._every(cfg.engagement.interval_seconds),
                                id="engagement", name="engagement re-poll", misfire_grace_time=max(1, int(cfg.engagement.interval_seconds / self.speed)))
+        self.scheduler.add_job(_guarded("sla", self.pipeline.sla), self._every(SLA_CHECK_SECONDS), id="sla",
+                               name="SLA follow-up", misfire_grace_time=max(1, int(SLA_CHECK_SECONDS / self.speed)))
         self.scheduler.add_job(_guarded("deliver", self.pipeline.deliver), self._every(cfg.delivery.interval_seconds),
                                id="deliver", name="deliver alerts", misfire_grace_time=max(1, int(cfg.delivery.interval_seconds / self.speed)))
         if with_cron_jobs:
@@ -92,6 +95,7 @@ class Daemon:
             _guarded(f"collect:{name}", lambda n=name: self.collect_cycle(n))()
         _guarded("engagement", self.repoll_cycle)()
         _guarded("process", self.pipeline.process)()
+        _guarded("sla", self.pipeline.sla)()
         _guarded("deliver", self.pipeline.deliver)()
 
     def start(self) -> None:

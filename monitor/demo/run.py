@@ -10,8 +10,9 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -19,6 +20,7 @@ from monitor.clock import ManualClock
 from monitor.collectors.replay import ReplayCollector
 from monitor.config import Config
 from monitor.daemon import Daemon
+from monitor.notifiers.base import Notifier
 from monitor.notifiers.console import ConsoleNotifier
 from monitor.pipeline import Pipeline
 from monitor.scenario import Scenario
@@ -65,8 +67,10 @@ def primary_reason(escalation: EscalationRecord) -> str:
 
 
 def run_demo(config: Config, scenario_path: Path | None = None, speed: float | None = None,
-             out: TextIO | None = None) -> DemoSummary:
-    """`speed`: at most this many scenario seconds per wall-clock second (None: as fast as it goes)."""
+             out: TextIO | None = None, notifier: Notifier | None = None,
+             on_step: Callable[[datetime], None] | None = None) -> DemoSummary:
+    """`speed`: at most this many scenario seconds per wall-clock second (None: as fast as it goes).
+    `notifier`: where alerts go (default: printed); `on_step` sees the clock after each step."""
     scenario = Scenario.load(scenario_path or BUNDLED_SCENARIO)
     step = timedelta(seconds=config.sources.replay.interval_seconds)
     with tempfile.TemporaryDirectory(prefix="escalation-monitor-demo-") as tmp:
@@ -78,11 +82,13 @@ def run_demo(config: Config, scenario_path: Path | None = None, speed: float | N
             clock = ManualClock(start)
             collector = ReplayCollector(scenario, config.brands[0].name, clock,
                                         batch_size=config.sources.replay.batch_size)
-            pipeline = Pipeline(config, store, clock, ConsoleNotifier(out), {"replay": collector})
+            pipeline = Pipeline(config, store, clock, notifier or ConsoleNotifier(out), {"replay": collector})
             daemon = Daemon(pipeline, with_cron_jobs=False)
             started = time.monotonic()
             while clock.now() < scenario.end + TAIL:
                 clock.advance(seconds=step.total_seconds())
+                if on_step is not None:
+                    on_step(clock.now())
                 daemon.run_once()
                 if speed:
                     ahead = (clock.now() - start).total_seconds() / speed - (time.monotonic() - started)

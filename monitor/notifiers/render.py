@@ -40,6 +40,7 @@ def alert_to_payload(alert: AlertMessage) -> dict:
 
 def payload_to_alert(payload: dict) -> AlertMessage:
     data = dict(payload)
+    data.pop("status", None)  # what agents did with it, shown by the Slack message (blocks.py)
     data["severity"] = Severity(data["severity"])
     data["author"] = Author(**data["author"]) if data.get("author") else None
     data["owner"] = Owner(**data["owner"])

@@ -27,6 +27,7 @@ from monitor.pipeline.enqueue import enqueue
 from monitor.pipeline.score import score_pending
 from monitor.pipeline.storms import StormTracker
 from monitor.routing import Router
+from monitor.sla import follow_up
 from monitor.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,11 @@ class Pipeline:
     def deliver(self) -> DeliveryReport:
         with self._deliver_lock:
             return deliver_pending(self.store, self.notifier, self.clock, self.config.delivery.max_attempts)
+
+    def sla(self) -> int:
+        """Thread replies for escalations past their time to claim or to first reply."""
+        with self._process_lock:
+            return follow_up(self.store, self.config, self.clock.now())
 
     def retention(self) -> int:
         removed = self.store.purge_older_than(self.clock.now() - timedelta(days=self.config.retention.keep_days))

@@ -107,6 +107,7 @@ class OutboxItem:
     channel: str | None
     attempts: int
     thread_ts: str | None  # ts of the escalation's first message, for updates
+    thread_channel: str | None = None  # channel of that first message: updates go where it is
 
 
 def _mention(row: MentionRow) -> StoredMention:
@@ -678,7 +679,8 @@ class Store:
             if alert_payload is not None:
                 s.add(EscalationEventRow(escalation_id=row.id, at=now, actor=None, action="updated",
                                          detail={"severity": severity.value, "change": alert_payload.get("change")}))
-                s.add(OutboxRow(escalation_id=row.id, kind="update", payload=dict(alert_payload, escalation_id=row.id),
+                payload = _carry_status(s, row.id, dict(alert_payload, escalation_id=row.id))
+                s.add(OutboxRow(escalation_id=row.id, kind="update", payload=payload,
                                 channel=channel, state="pending", next_attempt_at=now, created_at=now))
 
     @staticmethod
@@ -736,15 +738,43 @@ class Store:
                 if row.escalation_id in blocked or row.next_attempt_at > now:
                     blocked.add(row.escalation_id)
                     continue
-                first = s.execute(select(OutboxRow.state, OutboxRow.message_ts).where(
+                first = s.execute(select(OutboxRow.state, OutboxRow.message_ts, OutboxRow.channel).where(
                     OutboxRow.escalation_id == row.escalation_id, OutboxRow.kind == "new")).first()
-                if row.kind == "update" and (first is None or first.state != "sent"):
-                    blocked.add(row.escalation_id)  # an update never overtakes the message it updates
+                if row.kind != "new" and (first is None or first.state != "sent"):
+                    blocked.add(row.escalation_id)  # nothing overtakes the message it updates or answers
                     continue
-                thread_ts = first.message_ts if first is not None else None
                 items.append(OutboxItem(row.id, row.escalation_id, row.kind, dict(row.payload), row.channel,
-                                        row.attempts, thread_ts))
+                                        row.attempts, first.message_ts if first else None,
+                                        first.channel if first else None))
             return items
+
+    def queue_message(self, escalation_id: int, kind: str, now: datetime, *, status: dict | None = None,
+                      text: str | None = None) -> int:
+        """Queue a rewrite of the escalation's message showing `status` (kind `state`), or a thread
+        reply with `text` (kind `followup`), behind whatever is already queued for it."""
+        with self.session() as s:
+            return _queue(s, escalation_id, kind, now, status, text)
+
+    def sla_breaches_recorded(self, escalation_ids: Iterable[int]) -> set[tuple[int, str, str]]:
+        """(escalation, kind, level) of the SLA follow-ups already made."""
+        with self.session() as s:
+            rows = s.scalars(select(EscalationEventRow).where(EscalationEventRow.action == "sla_breach",
+                                                              EscalationEventRow.escalation_id.in_(list(escalation_ids))))
+            return {(r.escalation_id, r.detail.get("kind"), r.detail.get("level")) for r in rows}
+
+    def record_sla_breach(self, escalation_id: int, kind: str, level: str, due: datetime, text: str,
+                          now: datetime) -> None:
+        """The breach in the audit trail (for the digest) and its thread reply, in one transaction."""
+        with self.session() as s:
+            s.add(EscalationEventRow(escalation_id=escalation_id, at=now, actor=None, action="sla_breach",
+                                     detail={"kind": kind, "level": level, "due": due.isoformat()}))
+            _queue(s, escalation_id, "followup", now, None, text)
+
+    def escalations_in_hand(self) -> list[EscalationRecord]:
+        with self.session() as s:
+            rows = s.scalars(select(EscalationRow).where(EscalationRow.state.in_(
+                [EscalationState.open.value, EscalationState.claimed.value])).order_by(EscalationRow.id)).all()
+            return [self._escalation(s, r) for r in rows]
 
     def mark_sent(self, item_id: int, message_ts: str | None, now: datetime) -> None:
         with self.session() as s:
@@ -804,6 +834,28 @@ class Store:
             s.execute(delete(MentionRow).where(MentionRow.id.in_(ids)))
             s.execute(delete(SnapshotRow).where(SnapshotRow.observed_at < cutoff))
             return len(ids)
+
+
+def _queue(s: Session, escalation_id: int, kind: str, now: datetime, status: dict | None, text: str | None) -> int:
+    last = s.scalars(select(OutboxRow).where(OutboxRow.escalation_id == escalation_id, OutboxRow.kind.in_(
+        ("new", "update", "state"))).order_by(OutboxRow.id.desc()).limit(1)).first()
+    if last is None:
+        raise ValueError(f"escalation {escalation_id} has no alert to update")
+    payload = dict(last.payload, status=status) if kind == "state" else {"text": text, "escalation_id": escalation_id}
+    row = OutboxRow(escalation_id=escalation_id, kind=kind, payload=payload, channel=last.channel,
+                    state="pending", next_attempt_at=now, created_at=now)
+    s.add(row)
+    s.flush()
+    return row.id
+
+
+def _carry_status(s: Session, escalation_id: int, payload: dict) -> dict:
+    """A rewritten message keeps the state (claimed by, resolved by) the last one showed."""
+    last = s.scalars(select(OutboxRow.payload).where(OutboxRow.escalation_id == escalation_id,
+                                                     OutboxRow.kind.in_(("update", "state")))
+                     .order_by(OutboxRow.id.desc()).limit(1)).first()
+    status = (last or {}).get("status")
+    return dict(payload, status=status) if status else payload
 
 
 def _health(row: SourceHealthRow) -> SourceHealth:

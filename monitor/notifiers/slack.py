@@ -1,0 +1,81 @@
+"""Delivers outbox items to Slack with slack-sdk's WebClient.
+
+One item, one effect: `new` posts the alert; `update` rewrites it (chat.update) and says what
+changed in its thread; `state` rewrites it after a button click; `followup` is a thread reply
+(SLA reminders). Updates always go to the channel of the first message, so an escalation whose
+severity moved to another channel still has one message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+
+from monitor.notifiers.base import DeliveryError
+from monitor.notifiers.blocks import alert_blocks
+from monitor.notifiers.render import escape_mrkdwn
+from monitor.notifiers.slack_setup import SlackSession
+from monitor.store.repository import OutboxItem
+
+log = logging.getLogger(__name__)
+
+# ok:false errors that no retry can fix for this message (the rest may be fixed by an admin
+# while the item waits: a revoked token, a channel the bot was removed from).
+_PERMANENT = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
+              "message_not_found", "cant_update_message", "edit_window_closed", "is_archived"}
+
+
+class SlackNotifier:
+    def __init__(self, session: SlackSession):
+        self.client = session.client
+        self.channel_ids = session.channel_ids
+
+    def send(self, item: OutboxItem) -> str | None:
+        try:
+            return self._send(item)
+        except SlackApiError as exc:
+            raise _delivery_error(exc) from None
+        except OSError as exc:  # connection refused, reset, timeout: Slack is down or unreachable
+            raise DeliveryError(f"slack unreachable: {type(exc).__name__}: {exc}") from None
+
+    def _send(self, item: OutboxItem) -> str | None:
+        if item.kind == "new":
+            text, blocks = alert_blocks(item.payload)
+            response = self.client.chat_postMessage(channel=self._channel(item.channel), text=text, blocks=blocks,
+                                                    unfurl_links=False, unfurl_media=False)
+            return response["ts"]
+        if item.thread_ts is None or item.thread_channel is None:
+            raise DeliveryError(f"outbox {item.id}: the first message has no ts", permanent=True)
+        channel = self._channel(item.thread_channel)
+        if item.kind in ("update", "state"):
+            text, blocks = alert_blocks(item.payload)
+            # Rewriting a message to the same content is harmless, so a retry of this step is too.
+            self.client.chat_update(channel=channel, ts=item.thread_ts, text=text, blocks=blocks)
+            if item.kind == "state":
+                return item.thread_ts
+            reply = "Update: " + escape_mrkdwn(item.payload.get("change") or "details changed", 300)
+        elif item.kind == "followup":
+            reply = item.payload["text"]  # composed by the SLA follow-up from trusted parts only
+        else:
+            raise DeliveryError(f"outbox {item.id}: unknown kind {item.kind!r}", permanent=True)
+        response = self.client.chat_postMessage(channel=channel, thread_ts=item.thread_ts, text=reply,
+                                                unfurl_links=False, unfurl_media=False)
+        return response["ts"]
+
+    def _channel(self, configured: str | None) -> str:
+        if configured is None:
+            raise DeliveryError("no channel configured", permanent=True)
+        return self.channel_ids.get(configured, configured)
+
+
+def _delivery_error(exc: SlackApiError) -> DeliveryError:
+    status = exc.response.status_code
+    data = exc.response.data if isinstance(exc.response.data, dict) else {}
+    error = data.get("error") or f"HTTP {status}"
+    if status == 429 or error == "ratelimited":
+        retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+        return DeliveryError(f"slack rate limited ({error})", retry_after=float(retry_after) if retry_after else None)
+    if status >= 500:
+        return DeliveryError(f"slack server error {status} ({error})")
+    return DeliveryError(f"slack refused: {error}", permanent=error in _PERMANENT)

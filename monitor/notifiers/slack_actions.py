@@ -1,0 +1,86 @@
+"""What a button click does: the escalation's state changes in the store, with who and when, and
+a rewrite of its message is queued in the outbox. Shared by Socket Mode and the HTTP endpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import NoResultFound
+
+from monitor.clock import Clock
+from monitor.config import TeamConfig
+from monitor.models import EscalationState
+from monitor.notifiers.blocks import CLAIM, DISMISS, REASSIGN, RESOLVE
+from monitor.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+_STATES = {CLAIM: EscalationState.claimed, REASSIGN: EscalationState.claimed,
+           RESOLVE: EscalationState.resolved, DISMISS: EscalationState.dismissed}
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    escalation_id: int
+    action: str  # one of blocks.ACTIONS
+    user: str  # Slack user id of whoever clicked
+    selected_user: str | None  # Reassign: the picked user
+
+
+@dataclass(frozen=True, slots=True)
+class ClickResult:
+    escalation_id: int
+    state: EscalationState
+    owner: str | None
+
+
+def parse_clicks(payload: dict) -> list[Click]:
+    """The escalation buttons in a `block_actions` payload (anything else is not ours)."""
+    if payload.get("type") != "block_actions":
+        return []
+    user = (payload.get("user") or {}).get("id") or ""
+    clicks = []
+    for action in payload.get("actions") or []:
+        block_id = action.get("block_id") or ""
+        if action.get("action_id") not in _STATES or not block_id.startswith("escalation:"):
+            continue
+        try:
+            escalation_id = int(block_id.split(":", 1)[1])
+        except ValueError:
+            continue
+        clicks.append(Click(escalation_id, action["action_id"], user, action.get("selected_user")))
+    return clicks
+
+
+class ClickHandler:
+    def __init__(self, store: Store, team: TeamConfig, clock: Clock):
+        self.store = store
+        self.clock = clock
+        self._names = {m.slack_user: m.name for m in team.members if m.slack_user}
+
+    def name_of(self, user: str) -> str:
+        """A team member's name; someone outside the configured team by their Slack id."""
+        return self._names.get(user, f"slack:{user}")
+
+    def handle(self, payload: dict) -> list[ClickResult]:
+        return [r for click in parse_clicks(payload) if (r := self.apply(click)) is not None]
+
+    def apply(self, click: Click) -> ClickResult | None:
+        now = self.clock.now()
+        actor = self.name_of(click.user)
+        if click.action == REASSIGN and not click.selected_user:
+            return None
+        owner = self.name_of(click.selected_user) if click.action == REASSIGN else None
+        try:
+            record = self.store.transition(click.escalation_id, _STATES[click.action], actor, now, owner=owner)
+        except (ValueError, NoResultFound) as exc:  # a stale button, or an escalation purged since
+            log.warning("click ignored escalation=%d action=%s by=%s: %s", click.escalation_id, click.action,
+                        actor, exc)
+            return None
+        state = "reassigned" if click.action == REASSIGN else record.state.value
+        shown = click.selected_user if click.action == REASSIGN else click.user
+        self.store.queue_message(click.escalation_id, "state", now, status={
+            "state": state, "user": shown, "actor": actor, "at": now.isoformat(timespec="minutes")})
+        log.info("escalation %s id=%d by=%s owner=%s", state, click.escalation_id, actor, record.owner)
+        return ClickResult(click.escalation_id, record.state, record.owner)

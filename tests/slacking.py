@@ -1,0 +1,39 @@
+"""Shared set-up for the Slack tests: the fake Web API, a config pointing at it, a session."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from monitor.config import bundled_config_dir, parse_config
+from monitor.notifiers.slack_setup import connect
+from tests.fakes.slack import TOKEN, FakeSlack
+from tests.support import config_dict
+
+DEMO_CHANNELS = {"webcare": "C0WEB", "webcare-glaslijn": "C0GLAS", "webcare-urgent": "C0URG"}
+DEMO_USERS = {"marieke@example.org": "U01MARIEKE"}
+ENV = {"SLACK_BOT_TOKEN": TOKEN}
+
+
+@pytest.fixture
+def fake_slack():
+    fake = FakeSlack(DEMO_CHANNELS | {"webcare-acme": "C0ACME"}, DEMO_USERS)
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+def demo_config(fake: FakeSlack):
+    raw = yaml.safe_load((bundled_config_dir() / "example.yaml").read_text(encoding="utf-8"))
+    raw["slack"].update(enabled=True, base_url=fake.api_url)
+    return parse_config(raw, environ=ENV)
+
+
+def acme_config(fake: FakeSlack, **overrides):
+    return parse_config(config_dict(slack={"enabled": True, "base_url": fake.api_url, "channel": "#webcare"},
+                                    **overrides), environ=ENV)
+
+
+def session_for(config):
+    return connect(config, ENV)
