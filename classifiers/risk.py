@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from classifiers.virality import ViralityForecaster
-from monitor.models import RiskAssessment, RiskFeatures, Severity
+from monitor.models import RiskAssessment, RiskFeatures, Severity, Snapshot
 
 
 def _human(n: float) -> str:
@@ -32,6 +33,8 @@ class RiskWeights:
     reach_per_decade: float = 0.6  # per factor 10 of followers above 100
     verified: float = 0.4
     virality_per_decade: float = 1.2  # per factor 10 of forecast shares above 10
+    velocity_per_decade: float = 0.5  # per factor 10 of share velocity above this brand's usual
+    velocity_floor: float = 1.0  # shares per hour: a brand whose posts never spread is no yardstick
     repeat_contact: float = 1.0  # per unanswered post beyond the first
     repeat_contact_cap: int = 4
     storm: float = 1.0
@@ -74,11 +77,18 @@ class RiskScorer:
         if f.snapshots:
             spread = w.virality_per_decade * max(0.0, math.log10(max(1.0, forecast)) - 1)
             z += gate * spread
-            latest = max(f.snapshots, key=lambda s: s.observed_at).metrics
-            if latest.shares >= 10:
+            latest = max(f.snapshots, key=lambda s: s.observed_at)
+            if latest.metrics.shares >= 10:
                 minutes = max(1, int((f.now - f.mention.created_at).total_seconds() // 60))
-                reasons.append((gate * spread, f"{_human(latest.shares)} reposts in {_duration(minutes)}, "
-                                               f"forecast {_human(forecast)}"))
+                against = ""
+                if f.brand_velocity is not None:
+                    ratio = velocity(latest, f.mention.created_at) / max(f.brand_velocity, w.velocity_floor)
+                    fast = w.velocity_per_decade * max(0.0, math.log10(max(ratio, 1e-9)))
+                    z += gate * fast
+                    spread += fast
+                    against = f" ({ratio:.0f}× usual)" if ratio >= 2 else ""
+                reasons.append((gate * spread, f"{_human(latest.metrics.shares)} reposts in {_duration(minutes)}"
+                                               f"{against}, forecast {_human(forecast)}"))
 
         if f.unanswered_contacts >= self.repeat_contact_min_posts:
             extra = min(f.unanswered_contacts - 1, w.repeat_contact_cap)
@@ -99,6 +109,12 @@ class RiskScorer:
             forecast_shares=forecast,
             assessed_at=f.now,
         )
+
+
+def velocity(snapshot: Snapshot, created_at: datetime) -> float:
+    """Shares per hour since the post went up (at least a minute: clocks of sources and pollers differ)."""
+    hours = max((snapshot.observed_at - created_at).total_seconds(), 60) / 3600
+    return snapshot.metrics.shares / hours
 
 
 def _duration(minutes: int) -> str:

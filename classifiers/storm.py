@@ -39,15 +39,19 @@ def _terms_of(text: str, excluded: frozenset[str]) -> set[str]:
 class HourOfWeekBaseline:
     """Expected negative posts per hour for each hour of the week (in the team's timezone).
 
-    Gamma-Poisson shrinkage in two levels: an hour-of-week slot borrows strength from the
-    same hour on all days, which borrows from the configured prior rate. A slot with a lot of
-    history follows its own counts; a new install follows the prior.
+    Gamma-Poisson shrinkage in three levels: an hour-of-week slot borrows strength from the
+    same hour on all days, which borrows from the brand's rate over all hours, which borrows
+    from the configured prior rate. A slot with a lot of history follows its own counts; a new
+    install follows the prior, and within hours the brand's own level (a prior far from the
+    brand's real rate would otherwise take days per hour of the day to unlearn).
     """
 
-    def __init__(self, prior_per_hour: float, timezone: str, prior_hours: float = 4.0, day_hours: float = 2.0):
+    def __init__(self, prior_per_hour: float, timezone: str, prior_hours: float = 4.0, hour_hours: float = 4.0,
+                 day_hours: float = 2.0):
         self.prior_per_hour = prior_per_hour
         self.tz = ZoneInfo(timezone)
         self.prior_hours = prior_hours
+        self.hour_hours = hour_hours
         self.day_hours = day_hours
 
     def rate(self, at: datetime, history: Sequence[datetime], history_start: datetime | None,
@@ -60,10 +64,11 @@ class HourOfWeekBaseline:
             if lt.hour == hod:
                 count_hod += 1
                 count_how += lt.weekday() == dow
-        exposure_hod = exposure_how = 0.0
+        exposure_all = exposure_hod = exposure_how = 0.0
         if history_start is not None and history_end > history_start:
             # Whole hours of observed history that fall on this hour of day / hour of week.
             start = max(history_start, history_end - timedelta(weeks=8))
+            exposure_all = (history_end - start).total_seconds() / 3600
             cursor = start.replace(minute=0, second=0, microsecond=0)
             while cursor < history_end:
                 seg_end = min(cursor + timedelta(hours=1), history_end)
@@ -73,7 +78,8 @@ class HourOfWeekBaseline:
                     exposure_hod += seg
                     exposure_how += seg if lc.weekday() == dow else 0.0
                 cursor += timedelta(hours=1)
-        rate_hod = (self.prior_per_hour * self.prior_hours + count_hod) / (self.prior_hours + exposure_hod)
+        rate_all = (self.prior_per_hour * self.prior_hours + len(history)) / (self.prior_hours + exposure_all)
+        rate_hod = (rate_all * self.hour_hours + count_hod) / (self.hour_hours + exposure_hod)
         return (rate_hod * self.day_hours + count_how) / (self.day_hours + exposure_how)
 
 

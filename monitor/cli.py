@@ -301,6 +301,7 @@ def status(config: ConfigOption) -> None:
     from sqlalchemy import func, select
 
     from monitor.clock import SystemClock
+    from monitor.pipeline.score import feedback
     from monitor.source_status import source_statuses
     from monitor.store.repository import Store
     from monitor.store.schema import EscalationRow
@@ -324,6 +325,7 @@ def status(config: ConfigOption) -> None:
             out.print(f"x reads today (UTC): {reads} of {cfg.sources.x.daily_read_budget}", highlight=False)
         out.print(f"mentions: {store.count_mentions()} · escalations: {states or 'none'} · "
                   f"outbox: {store.outbox_counts() or 'empty'}", highlight=False)
+        out.print(feedback(store, cfg.risk)[1].line(), highlight=False)
     finally:
         store.close()
 
@@ -380,22 +382,12 @@ def _digest_target(cfg: Config):
 
 
 def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    import csv
+    from monitor.tsv import TsvError, read_tsv
 
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                err.print(f"[red]--file[/red]: {path} has no column(s) {', '.join(missing)} in its header",
-                          highlight=False)
-                raise typer.Exit(2)
-            rows = [row for row in reader if row.get("text") is not None]
-    except UnicodeDecodeError:
-        err.print(f"[red]--file[/red]: {path} is not UTF-8 text", highlight=False)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        err.print(f"[red]--file[/red]: cannot read {path}: {exc.strerror}", highlight=False)
+        rows = read_tsv(path, required)
+    except TsvError as exc:
+        err.print(f"[red]--file[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     if not rows:
         err.print(f"[red]--file[/red]: {path} has a header but no rows to evaluate", highlight=False)
@@ -567,3 +559,63 @@ def eval_cascades(
     for row in results:
         table.add_row(*("-" if v is None else str(v) for v in row.values()))
     out.print(table)
+
+
+@eval_app.command("storms")
+def eval_storms(
+    scenario: Annotated[Path, typer.Option(help="Scenario file (README: Scenario format); true storms are the posts labelled `storm`.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config's first brand and storm settings.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Replay a scenario in virtual time: for each true storm whether it was detected and the delay
+    from its first and its 10th post; false storms (mostly unlabelled posts) per day of traffic."""
+    from monitor.scenario import Scenario, ScenarioError
+    from monitor.storm_eval import evaluate_storms
+
+    cfg = _load(config) if config else _default_config()
+    try:
+        loaded = Scenario.load(scenario)
+    except ScenarioError as exc:
+        err.print(f"[red]--scenario[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    report = evaluate_storms(cfg, loaded).as_dict()
+    if as_json:
+        print(json.dumps(report))
+        return
+    for storm in report["storms"]:
+        out.print(f"storm {escape(storm['name'])}: detected {storm['detected']}, delay from first post "
+                  f"{storm['delay_first_s']} s, from 10th post {storm['delay_10th_s']} s", highlight=False)
+    out.print(f"false storms: {report['false_storms']} in {report['days']} days "
+              f"({report['false_storms_per_day']} per day)", highlight=False)
+
+
+@eval_app.command("storm-scenario")
+def eval_storm_scenario(
+    out_file: Annotated[Path, typer.Option("--out", help="Scenario file to write (JSON lines).")],
+    support: Annotated[Path, typer.Option(help="Customer-support tweets (TSV): the inbound ones are the background.")] = Path("../shared/data/support/twcs_first5000.tsv"),
+    complaints: Annotated[Path, typer.Option(help="Labelled complaints (TSV): is_complaint=1 rows naming --term make the storm.")] = Path("../shared/data/complaints/complaints_dev.tsv"),
+    days: Annotated[float, typer.Option(help="Spread the background over this many days.", min=0.1)] = 2.0,
+    term: Annotated[str, typer.Option(help="The storm: complaints using this word.")] = "working",
+    posts: Annotated[int, typer.Option(help="Posts in the storm.")] = 30,
+    minutes: Annotated[float, typer.Option(help="The storm's posts arrive over this many minutes.", min=1)] = 30.0,
+    at_hours: Annotated[float, typer.Option(help="The storm starts this many hours into the background.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random gaps and choice of complaints.")] = 0,
+) -> None:
+    """Build a storm-detection scenario: real support traffic with an injected storm of real complaints."""
+    from monitor.storm_scenario import StormScenarioError, StormScenarioSpec, build_storm_scenario, jsonl
+
+    spec = StormScenarioSpec(days=days, storm_term=term, storm_posts=posts, storm_minutes=minutes,
+                             storm_at_hours=at_hours, seed=seed)
+    try:
+        events = build_storm_scenario(support, complaints, spec)
+    except StormScenarioError as exc:
+        err.print(f"[red]storm scenario[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        with out_file.open("w", encoding="utf-8") as fh:
+            fh.writelines(jsonl(events))
+    except OSError as exc:
+        err.print(f"[red]--out[/red]: cannot write {out_file}: {exc.strerror}", highlight=False)
+        raise typer.Exit(2) from None
+    storm = sum(1 for e in events if "storm" in e)
+    out.print(f"wrote {out_file}: {len(events) - storm} background posts, {storm} storm posts", highlight=False)

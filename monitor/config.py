@@ -224,6 +224,9 @@ class EngagementConfig(Strict):
     repoll_minutes: list[float] = Field(default_factory=lambda: [2, 5, 10, 20, 40, 60])
     max_age_hours: float = Field(48, gt=0)
     min_followers_to_watch: int = Field(10_000, ge=0)
+    # Clearly dead: no new shares over this many polls in a row, at this age or older.
+    dead_after_polls: int = Field(3, ge=2)
+    dead_min_age_minutes: float = Field(120, ge=0)
 
 
 class StormConfig(Strict):
@@ -239,6 +242,10 @@ class StormConfig(Strict):
 class RiskConfig(Strict):
     repeat_contact_window_hours: float = Field(24, gt=0)
     repeat_contact_min_posts: int = Field(3, ge=2)
+    # Agents' feedback: precision is tracked on the last `feedback_window` labelled alerts, and
+    # the risk is recalibrated from them once there are `recalibrate_min_labels`.
+    feedback_window: int = Field(200, ge=1)
+    recalibrate_min_labels: int = Field(30, ge=2)
 
 
 class Shift(Strict):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import Config
 from monitor.models import EscalationState, Severity
+from monitor.pipeline.score import feedback
 from monitor.store.repository import EscalationRecord, Store
 
 
@@ -57,10 +58,13 @@ class Digest:
     false_positive_rate: float | None  # from agents' feedback labels, else from dismissals
     per_owner: dict[str, int]
     bottleneck: str | None
+    alert_precision: float | None = None  # on the last risk.feedback_window labelled alerts, any week
+    labelled_alerts: int = 0
 
 
 def build_digest(store: Store, config: Config, week: str | None, now: datetime) -> Digest:
     start, end, label = week_bounds(week, config.timezone, now)
+    _, labelled = feedback(store, config.risk)
     escalations = store.escalations_between(start, end)
     claim = [m for e in escalations if (m := _minutes(e.claimed_at, e.created_at)) is not None]
     reply = [m for e in escalations if (m := _minutes(e.first_reply_at, e.created_at)) is not None]
@@ -94,4 +98,6 @@ def build_digest(store: Store, config: Config, week: str | None, now: datetime) 
                              else dismissed / len(closed) if closed else None),
         per_owner=dict(Counter(e.owner or e.suggested_owner or "unassigned" for e in escalations)),
         bottleneck=max(waits, key=waits.__getitem__) if escalations else None,
+        alert_precision=labelled.precision,
+        labelled_alerts=labelled.labelled,
     )

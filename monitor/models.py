@@ -140,6 +140,7 @@ class RiskFeatures:
     unanswered_contacts: int  # posts by this author in the window with no brand reply since
     storm_name: str | None
     now: datetime
+    brand_velocity: float | None = None  # this brand's usual shares per hour per post; None: no history
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +151,19 @@ class RiskAssessment:
     reasons: tuple[str, ...]
     forecast_shares: float
     assessed_at: datetime
+    raw_probability: float | None = None  # before recalibration from feedback; None: not recalibrated
 
     @property
     def reason_line(self) -> str:
         return " · ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledAlert:
+    """An alert an agent marked useful or a false positive."""
+
+    raw_probability: float | None  # the post's risk before recalibration; None for a storm
+    useful: bool
 
 
 @dataclass(frozen=True, slots=True)

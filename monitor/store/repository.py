@@ -11,6 +11,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.models import (
+    LabelledAlert,
     Author,
     Classification,
     EscalationState,
@@ -333,10 +334,37 @@ class Store:
             ).all()
             return tuple(Snapshot(r.observed_at, _metrics(r)) for r in rows)
 
+    def latest_snapshots(self, brand: str, since: datetime, until: datetime) -> list[tuple[datetime, Snapshot]]:
+        """(posted at, latest snapshot) of each customer post of the brand made in [since, until)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(MentionRow.id, MentionRow.created_at, SnapshotRow)
+                .join(SnapshotRow, SnapshotRow.mention_id == MentionRow.id)
+                .where(MentionRow.brand == brand, MentionRow.created_at >= since, MentionRow.created_at < until,
+                       MentionRow.is_brand_reply.is_(False))
+                .order_by(SnapshotRow.observed_at, SnapshotRow.id)
+            ).all()
+            latest = {mention_id: (created_at, Snapshot(row.observed_at, _metrics(row)))
+                      for mention_id, created_at, row in rows}
+            return list(latest.values())
+
     def set_watch(self, schedule: dict[int, datetime | None]) -> None:
         with self.session() as s:
             for mention_id, next_at in schedule.items():
                 s.execute(update(MentionRow).where(MentionRow.id == mention_id).values(watch_next_at=next_at))
+
+    def mentions_with_closed_escalation(self, mention_ids: Sequence[int]) -> set[int]:
+        """Those of these mentions whose latest escalation is resolved or dismissed."""
+        with self.session() as s:
+            rows = s.execute(
+                select(EscalationMentionRow.mention_id, EscalationRow.state)
+                .join(EscalationRow, EscalationRow.id == EscalationMentionRow.escalation_id)
+                .where(EscalationMentionRow.mention_id.in_(list(mention_ids)))
+                .order_by(EscalationRow.id)
+            ).all()
+            latest = {mention_id: state for mention_id, state in rows}
+            return {m for m, state in latest.items()
+                    if state in (EscalationState.resolved.value, EscalationState.dismissed.value)}
 
     def due_for_repoll(self, now: datetime, limit: int = 500) -> list[StoredMention]:
         with self.session() as s:
@@ -403,11 +431,12 @@ class Store:
             return [(_mention(m), _classification(c)) for m, c in rows]
 
     def save_assessments(self, assessments: Sequence[RiskAssessment]) -> None:
+        """Stores the model's own probability (before recalibration): the next recalibration fits on it."""
         with self.session() as s:
             for a in assessments:
                 s.add(RiskRow(
                     mention_id=a.mention_id,
-                    probability=a.probability,
+                    probability=a.probability if a.raw_probability is None else a.raw_probability,
                     severity=a.severity.value if a.severity else None,
                     reasons=list(a.reasons),
                     forecast_shares=a.forecast_shares,
@@ -812,6 +841,30 @@ class Store:
         with self.session() as s:
             return [(r.escalation_id, r.label) for r in s.scalars(
                 select(FeedbackRow).where(FeedbackRow.at >= start, FeedbackRow.at < end))]
+
+    def labelled_alerts(self, limit: int) -> list[LabelledAlert]:
+        """The last `limit` escalations agents labelled useful or false positive (latest label
+        wins), with the raw risk of their post; a storm's has none."""
+        with self.session() as s:
+            rows = s.execute(
+                select(FeedbackRow.escalation_id, FeedbackRow.label, EscalationRow.subject_mention_id)
+                .join(EscalationRow, EscalationRow.id == FeedbackRow.escalation_id)
+                .where(FeedbackRow.label.in_(["useful", "false_positive"]))
+                .order_by(FeedbackRow.at.desc(), FeedbackRow.id.desc())
+            ).all()
+            latest: dict[int, tuple[str, int | None]] = {}
+            for escalation_id, label, subject in rows:
+                if escalation_id not in latest:
+                    latest[escalation_id] = (label, subject)
+                    if len(latest) == limit:
+                        break
+            alerts = []
+            for label, subject in latest.values():
+                raw = None if subject is None else s.scalar(
+                    select(RiskRow.probability).where(RiskRow.mention_id == subject)
+                    .order_by(RiskRow.id.desc()).limit(1))
+                alerts.append(LabelledAlert(raw, label == "useful"))
+            return alerts
 
     def count_mentions(self, since: datetime | None = None) -> int:
         with self.session() as s:
