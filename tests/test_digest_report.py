@@ -19,7 +19,7 @@ from tests.test_slack import alert_payload, open_escalation
 
 
 def known_history(store: Store) -> None:
-    """Three high escalations: claimed after 10 and 20 minutes, and one dismissed unclaimed."""
+    """Three high escalations: claimed after 10 and 20 minutes (one resolved: useful), and one dismissed unclaimed."""
     a, b, c = (open_escalation(store, alert_payload(), n) for n in range(3))
     store.transition(a, EscalationState.claimed, "Sanne", T0 + timedelta(minutes=10))
     store.transition(a, EscalationState.resolved, "Sanne", T0 + timedelta(hours=1))
@@ -47,7 +47,7 @@ def test_digest_week_writes_the_html_report_and_sends_the_chart(fake_slack, tmp_
     html = report.read_text(encoding="utf-8")
     assert "3 escalations · claim median 15 min (p90 20 min)" in html
     assert "SLA breaches: 1 claim" in html  # the 20-minute claim missed the 15-minute promise
-    assert "false positives 100%" in html and 'src="data:image/png;base64,iVBOR' in html
+    assert "false positives 50%" in html and 'src="data:image/png;base64,iVBOR' in html
     (upload,) = fake_slack.uploads.values()
     assert upload["content"].startswith(b"\x89PNG") and upload["channel"] == "C0WEB"
     assert upload["filename"] == "digest-2026-W48.png"

@@ -213,11 +213,11 @@ def test_dismiss_records_a_false_positive_label(store):
         store.transition(esc_id, EscalationState.claimed, "sanne", at + timedelta(minutes=1))
 
 
-def test_resolve_records_no_feedback_label(store):
+def test_resolve_records_a_useful_label(store):
     (mention_id,) = ingest(store, [build_mention("1")], "c").new_ids
     esc_id = open_escalation(store, mention_id)
     store.transition(esc_id, EscalationState.resolved, "sanne", T0 + timedelta(minutes=1))
-    assert store.feedback_between(T0 - timedelta(days=1), T0 + timedelta(days=1)) == []
+    assert store.feedback_between(T0 - timedelta(days=1), T0 + timedelta(days=1)) == [(esc_id, "useful")]
 
 
 # --- outbox ---------------------------------------------------------------------------------------

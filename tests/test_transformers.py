@@ -140,6 +140,7 @@ def _tiny_model(folder, id2label):
 
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, num_labels=len(id2label), id2label=id2label,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,  # fit tests must converge
                         label2id={v: k for k, v in id2label.items()})
     BertForSequenceClassification(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(str(verified_encoder_dir())).save_pretrained(folder)

@@ -751,8 +751,12 @@ class Store:
                 row.closed_at = now
             s.add(EscalationEventRow(escalation_id=row.id, at=now, actor=actor, action=to.value,
                                      detail={"owner": row.owner}))
+            # The agents' verdicts recalibrate the risk score: a resolved alert needed the team,
+            # a dismissed one did not.
             if to is EscalationState.dismissed:
                 s.add(FeedbackRow(escalation_id=row.id, label="false_positive", by=actor, at=now))
+            elif to is EscalationState.resolved:
+                s.add(FeedbackRow(escalation_id=row.id, label="useful", by=actor, at=now))
             return self._escalation(s, row)
 
     def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
