@@ -227,7 +227,7 @@ class MiniLMClassifier:
             _set_module(net.encoder, name, lora(net.encoder.get_submodule(name), self.rank, self.alpha, self.lora_dropout))
         device = torch.device(self.device)
         net.to(device)
-        self._net, self._tokenizer = net, self._tokenizer
+        self._net = net
 
         batches = self._training_batches(data)
         steps = len(batches)
