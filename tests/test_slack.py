@@ -115,6 +115,21 @@ def test_server_errors_and_resets_back_off_and_retry(fake_slack, sqlite_store, f
     assert len(fake_slack.top_level()) == 1
 
 
+def test_a_post_whose_answer_was_lost_is_not_posted_again(fake_slack, sqlite_store):
+    notifier = SlackNotifier(session_for(acme_config(fake_slack)))
+    clock = ManualClock(T0)
+    open_escalation(sqlite_store, alert_payload())
+    # Slack stores the message but its answer arrives cut off: the outbox cannot know it was posted.
+    fake_slack.fail("truncated", path="/api/chat.postMessage")
+    assert deliver_pending(sqlite_store, notifier, clock).failed == 1
+    assert len(fake_slack.top_level()) == 1
+    clock.advance(seconds=2)
+    assert deliver_pending(sqlite_store, notifier, clock).sent == 1
+    (message,) = fake_slack.top_level()
+    assert outbox(sqlite_store)[0].message_ts == message.ts
+    assert len(fake_slack.requests_to("/api/chat.postMessage")) == 1
+
+
 def test_a_message_slack_rejects_is_given_up_not_retried(fake_slack, sqlite_store):
     notifier = SlackNotifier(session_for(acme_config(fake_slack)))
     clock = ManualClock(T0)

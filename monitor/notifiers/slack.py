@@ -26,6 +26,10 @@ _PERMANENT = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_tex
               "message_not_found", "cant_update_message", "edit_window_closed", "is_archived"}
 
 
+ALERT_EVENT = "escalation_alert"
+HISTORY_LOOKBACK = 200  # messages; the alert of a retry is among the channel's latest
+
+
 class SlackNotifier:
     def __init__(self, session: SlackSession):
         self.client = session.client
@@ -41,9 +45,13 @@ class SlackNotifier:
 
     def _send(self, item: OutboxItem) -> str | None:
         if item.kind == "new":
+            channel = self._channel(item.channel)
+            if item.attempts > 0 and (posted := self._posted_before(channel, item.id)):
+                return posted
             text, blocks = alert_blocks(item.payload)
-            response = self.client.chat_postMessage(channel=self._channel(item.channel), text=text, blocks=blocks,
-                                                    unfurl_links=False, unfurl_media=False)
+            response = self.client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+                metadata={"event_type": ALERT_EVENT, "event_payload": {"outbox_id": item.id}})
             return response["ts"]
         if item.thread_ts is None or item.thread_channel is None:
             raise DeliveryError(f"outbox {item.id}: the first message has no ts", permanent=True)
@@ -62,6 +70,22 @@ class SlackNotifier:
         response = self.client.chat_postMessage(channel=channel, thread_ts=item.thread_ts, text=reply,
                                                 unfurl_links=False, unfurl_media=False)
         return response["ts"]
+
+    def _posted_before(self, channel: str, outbox_id: int) -> str | None:
+        """ts of this outbox item's message if an earlier try posted it but its answer was lost.
+
+        Without this, a timeout or a cut-off answer after Slack stored the message would post the
+        alert twice. The message carries its outbox id as metadata; recent history is enough,
+        since retries follow within minutes.
+        """
+        history = self.client.conversations_history(channel=channel, include_all_metadata=True, limit=HISTORY_LOOKBACK)
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_type") == ALERT_EVENT
+                    and (metadata.get("event_payload") or {}).get("outbox_id") == outbox_id):
+                log.info("alert already posted outbox=%d ts=%s; not posting it again", outbox_id, message["ts"])
+                return message["ts"]
+        return None
 
     def _channel(self, configured: str | None) -> str:
         if configured is None:

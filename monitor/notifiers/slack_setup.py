@@ -16,7 +16,8 @@ from slack_sdk.errors import SlackApiError
 
 from monitor.config import Config
 
-NEEDED_SCOPES = ("chat:write", "channels:read", "groups:read", "files:write")
+# *:history: a retried alert first looks for itself in the channel (see SlackNotifier).
+NEEDED_SCOPES = ("chat:write", "channels:read", "groups:read", "channels:history", "groups:history", "files:write")
 EMAIL_SCOPE = "users:read.email"
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 

@@ -17,7 +17,8 @@ from tests.fakes.server import FakeApi, Reply, Request
 
 TOKEN = "xoxb-fake-bot-token"
 APP_TOKEN = "xapp-fake-app-token"
-BOT_SCOPES = ("chat:write", "channels:read", "groups:read", "users:read", "users:read.email", "files:write")
+BOT_SCOPES = ("chat:write", "channels:read", "groups:read", "channels:history", "groups:history", "users:read",
+              "users:read.email", "files:write")
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Message:
     text: str
     blocks: list
     thread_ts: str | None = None
+    metadata: dict | None = None
     updates: list[dict] = field(default_factory=list)  # every chat.update body, oldest first
 
 
@@ -147,9 +149,26 @@ class FakeSlack(FakeApi):
         blocks = args.get("blocks") or []
         if isinstance(blocks, str):
             blocks = json.loads(blocks)
-        message = Message(channel_id, ts, args.get("text", ""), blocks, args.get("thread_ts"))
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        message = Message(channel_id, ts, args.get("text", ""), blocks, args.get("thread_ts"), metadata)
         self.messages.append(message)
         return Reply.json({"ok": True, "channel": channel_id, "ts": ts, "message": {"text": message.text}})
+
+    def _conversations_history(self, args: dict) -> Reply:
+        if denied := self._needs("channels:history"):
+            return denied
+        channel_id = self._channel_id(args.get("channel", ""))
+        if channel_id is None:
+            return self._error("channel_not_found")
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        newest_first = [m for m in reversed(self.messages) if m.channel == channel_id and m.thread_ts is None]
+        limit = int(args.get("limit") or 100)
+        return Reply.json({"ok": True, "has_more": len(newest_first) > limit, "messages": [
+            {"type": "message", "ts": m.ts, "text": m.text, **({"metadata": m.metadata} if with_metadata and m.metadata
+                                                               else {})}
+            for m in newest_first[:limit]]})
 
     def _chat_update(self, args: dict) -> Reply:
         target = next((m for m in self.messages if m.ts == args.get("ts") and m.channel == args.get("channel")), None)
