@@ -152,6 +152,8 @@ class MiniLMClassifier:
         self.seed = seed
         self._net: _Network | None = None
         self._tokenizer = None
+        self._lora_state: dict | None = None  # the adapter's factors and heads, as saved
+        self._quantized = False
         self.spec_: AdapterSpec | None = None
 
     # -- names shown in classifications -------------------------------------------------
@@ -316,8 +318,6 @@ class MiniLMClassifier:
         return path
 
     # -- internals ----------------------------------------------------------------------
-    _lora_state: dict | None = None
-
     def _encoder_dir(self) -> Path:
         return verified_encoder_dir(self.encoder_dir)
 
@@ -382,8 +382,6 @@ class MiniLMClassifier:
         net.to(torch.device("cpu"))
         self._lora_state = state
         self._quantized = False
-
-    _quantized = False
 
     def _inference_net(self) -> _Network:
         torch = _torch()
