@@ -13,7 +13,7 @@ import resource
 import time
 from pathlib import Path
 
-from classifiers.training import read_tsv
+from monitor.tsv import read_tsv
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="bundled", help="bundled, lexicon, or a Hugging Face name or folder")

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from classifiers.batching import length_sorted_batches, pad, use_cores
+from classifiers.lexicon import SENTIMENT_LABELS
 from classifiers.textnorm import normalise_post
 
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 _ALIASES = {"neg": "negative", "neu": "neutral", "pos": "positive"}
 
 

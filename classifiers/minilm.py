@@ -23,13 +23,14 @@ import numpy as np
 
 from classifiers.batching import length_sorted_batches, pad, use_cores
 from classifiers.encoder import sha256_file, verified_encoder_dir
+from classifiers.lexicon import SENTIMENT_LABELS
 from classifiers.textnorm import normalise_post
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "models" / "minilm_adapter.safetensors"
 TASK_LABELS: dict[str, tuple[str, ...]] = {
-    "sentiment": ("negative", "neutral", "positive"),
+    "sentiment": SENTIMENT_LABELS,
     "complaint": ("no", "yes"),
 }
 # Every linear layer of a BERT block gets a low-rank update.

@@ -11,7 +11,6 @@ time, trains on the rest, and scores the held-out fold.
 
 from __future__ import annotations
 
-import csv
 import random
 import time
 from collections.abc import Callable
@@ -20,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers.metrics import complaint_report, sentiment_report
 from classifiers.minilm import MiniLMClassifier
 from classifiers.textnorm import normalise_post, unescape_json_escapes
+from monitor import tsv
 
 UMSAB_LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
 CALIBRATION_SPLIT = "twitter-2016dev"
@@ -38,14 +39,11 @@ class DataError(ValueError):
 
 
 def read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DataError(f"{path}: not found (set --data to the folder holding sentiment/ and complaints/)")
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: no column(s) {', '.join(missing)}")
-        return [row for row in reader if row.get("text")]
+    """The rows with text; a missing or malformed file is a DataError naming it."""
+    try:
+        return [row for row in tsv.read_tsv(path, columns) if row["text"]]
+    except tsv.TsvError as exc:
+        raise DataError(f"{exc} (set --data to the folder holding sentiment/ and complaints/)") from None
 
 
 @dataclass
@@ -112,25 +110,8 @@ def train(corpus: Corpus, *, dutch: list[tuple[str, str]], complaints: list[tupl
 
 
 def score_sentiment(model: MiniLMClassifier, pairs) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
-
     texts, truth = _split(pairs)
-    predicted = model.predict(texts, "sentiment")
-    return {"n": len(pairs),
-            "macro_recall": round(float(recall_score(truth, predicted, average="macro", zero_division=0)), 4),
-            "macro_f1": round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 4),
-            "accuracy": round(float(accuracy_score(truth, predicted)), 4)}
-
-
-def score_complaints(model: MiniLMClassifier, pairs) -> dict[str, float]:
-    from sklearn.metrics import f1_score, precision_score, recall_score
-
-    texts, truth = _split(pairs)
-    predicted = model.predict(texts, "complaint")
-    return {"n": len(pairs),
-            "macro_f1": round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 4),
-            "precision": round(float(precision_score(truth, predicted, pos_label="yes", zero_division=0)), 4),
-            "recall": round(float(recall_score(truth, predicted, pos_label="yes", zero_division=0)), 4)}
+    return sentiment_report(truth, model.predict(texts, "sentiment"))
 
 
 def evaluate(model: MiniLMClassifier, corpus: Corpus) -> dict:
@@ -159,19 +140,11 @@ def cross_validate(corpus: Corpus, folds: int, seed: int = 0,
         complaint_pred.update(zip(order, model.predict([corpus.complaints[i][0] for i in order], "complaint")))
         if progress is not None:
             progress(f"fold {k + 1}/{folds} trained and scored in {time.perf_counter() - started:.0f} s")
-    from sklearn.metrics import f1_score, precision_score, recall_score
-
-    dutch_truth = [corpus.dutch[i][1] for i in sorted(dutch_pred)]
-    dutch_guess = [dutch_pred[i] for i in sorted(dutch_pred)]
-    c_truth = [corpus.complaints[i][1] for i in sorted(complaint_pred)]
-    c_guess = [complaint_pred[i] for i in sorted(complaint_pred)]
+    dutch_order, complaint_order = sorted(dutch_pred), sorted(complaint_pred)
+    dutch = sentiment_report([corpus.dutch[i][1] for i in dutch_order], [dutch_pred[i] for i in dutch_order])
     return {
         "folds": folds,
-        "dutch": {"n": len(dutch_truth),
-                  "macro_f1": round(float(f1_score(dutch_truth, dutch_guess, average="macro")), 4),
-                  "macro_recall": round(float(recall_score(dutch_truth, dutch_guess, average="macro")), 4)},
-        "complaints": {"n": len(c_truth),
-                       "macro_f1": round(float(f1_score(c_truth, c_guess, average="macro")), 4),
-                       "precision": round(float(precision_score(c_truth, c_guess, pos_label="yes")), 4),
-                       "recall": round(float(recall_score(c_truth, c_guess, pos_label="yes")), 4)},
+        "dutch": {k: dutch[k] for k in ("n", "macro_f1", "macro_recall")},
+        "complaints": complaint_report([corpus.complaints[i][1] for i in complaint_order],
+                                       [complaint_pred[i] for i in complaint_order], positive="yes"),
     }

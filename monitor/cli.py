@@ -468,25 +468,17 @@ def eval_sentiment(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Macro recall, macro F1 and accuracy of the sentiment model on a labelled file."""
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
+    from classifiers.metrics import SENTIMENT_LABELS, sentiment_report
 
     rows = _read_tsv(file, ("label", "text"))
-    labels = ["negative", "neutral", "positive"]
-    bad = sorted({r["label"] for r in rows} - set(labels))
+    bad = sorted({r["label"] for r in rows} - set(SENTIMENT_LABELS))
     if bad:
-        err.print(f"[red]--file[/red]: unknown labels {bad} (expected {labels})", highlight=False)
+        err.print(f"[red]--file[/red]: unknown labels {bad} (expected {list(SENTIMENT_LABELS)})", highlight=False)
         raise typer.Exit(2)
     classifier, sentiment, _, seconds = _scores_timed(rows, model)
-    truth = [r["label"] for r in rows]
     predicted = [classifier.sentiment.classes_[i] for i in sentiment.argmax(axis=1)]
-    report = {
-        "n": len(rows),
-        "macro_recall": round(recall_score(truth, predicted, labels=labels, average="macro", zero_division=0), 4),
-        "macro_f1": round(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0), 4),
-        "accuracy": round(accuracy_score(truth, predicted), 4),
-        "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1),
-        "model": classifier.model_name,
-    }
+    report = {**sentiment_report([r["label"] for r in rows], predicted),
+              "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1), "model": classifier.model_name}
     print(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))
 
 
@@ -497,7 +489,7 @@ def eval_complaints(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Macro F1, precision and recall of complaint detection on a labelled file."""
-    from sklearn.metrics import f1_score, precision_score, recall_score
+    from classifiers.metrics import complaint_report
 
     rows = _read_tsv(file, ("text", "is_complaint"))
     bad = sorted({r["is_complaint"] for r in rows} - {"0", "1"})
@@ -507,14 +499,8 @@ def eval_complaints(
     classifier, _, complaint, seconds = _scores_timed(rows, model)
     truth = [int(r["is_complaint"]) for r in rows]
     predicted = [int(p >= 0.5) for p in complaint]
-    report = {
-        "n": len(rows),
-        "macro_f1": round(f1_score(truth, predicted, average="macro", zero_division=0), 4),
-        "precision": round(precision_score(truth, predicted, zero_division=0), 4),
-        "recall": round(recall_score(truth, predicted, zero_division=0), 4),
-        "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1),
-        "model": classifier.model_name,
-    }
+    report = {**complaint_report(truth, predicted, positive=1),
+              "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1), "model": classifier.model_name}
     print(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))
 
 
