@@ -155,6 +155,7 @@ class MiniLMClassifier:
         self._tokenizer = None
         self._lora_state: dict | None = None  # the adapter's factors and heads, as saved
         self._quantized = False
+        self._version: tuple[Path, str] | None = None
         self.spec_: AdapterSpec | None = None
 
     # -- names shown in classifications -------------------------------------------------
@@ -162,9 +163,12 @@ class MiniLMClassifier:
 
     @property
     def version(self) -> str:
-        if self.weights is not None and self.weights.is_file():
-            return sha256_file(self.weights)[:12]
-        return "unsaved"
+        """The adapter file's hash: stored with every classification, so hashed once per file."""
+        if self.weights is None or not self.weights.is_file():
+            return "unsaved"
+        if self._version is None or self._version[0] != self.weights:
+            self._version = (self.weights, sha256_file(self.weights)[:12])
+        return self._version[1]
 
     def classes(self, task: str) -> tuple[str, ...]:
         spec = self._spec()
@@ -315,7 +319,7 @@ class MiniLMClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(self._lora_state, str(path), metadata={"spec": json.dumps(asdict(self._spec()))})
-        self.weights = path
+        self.weights, self._version = path, None
         return path
 
     # -- internals ----------------------------------------------------------------------
