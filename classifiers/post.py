@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers.bundled import BundledModel, load_language_heads
 from classifiers.hub import HubSentiment
 from classifiers.language import LanguageIdentifier
 from classifiers.lexicon import Lexicon, LexiconComplaint, LexiconSentiment
@@ -32,28 +33,25 @@ def clean_text(text: str) -> str:
 
 
 class _BundledTask:
-    """One task of the bundled multi-task model, as a sentiment or complaint estimator."""
+    """One task of the bundled model, for the names and labels a classification records."""
 
-    def __init__(self, model: MiniLMClassifier, task: str):
-        self.model, self.task = model, task
-        self.classes_ = model.classes(task) if task == "sentiment" else ("0", "1")
-        self.name = model.name
-        self.version = model.version
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.predict_proba(texts, self.task)
+    def __init__(self, model: BundledModel, task: str):
+        self.classes_ = model.transformer.classes(task) if task == "sentiment" else ("0", "1")
+        self.name = model.name if task == "sentiment" else model.transformer.name
+        self.version = model.version if task == "sentiment" else model.transformer.version
 
 
 class PostClassifier:
-    """`sentiment_model`: "bundled" (the shipped MiniLM adapter; it also detects complaints),
+    """`sentiment_model`: "bundled" (the shipped MiniLM adapter, which also detects complaints,
+    with language heads for the languages it reads poorly),
     "lexicon" (the fast rule baseline), or a Hugging Face model name or directory."""
 
     def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "lexicon",
                  sentiment_labels: dict[str, str] | None = None):
         lexicon = Lexicon(config_dir / "lexicons")
-        self._bundled: MiniLMClassifier | None = None
+        self._bundled: BundledModel | None = None
         if sentiment_model == "bundled":
-            self._bundled = MiniLMClassifier()
+            self._bundled = BundledModel(MiniLMClassifier(), load_language_heads(lexicon))
             self.sentiment = _BundledTask(self._bundled, "sentiment")
             self.complaint = _BundledTask(self._bundled, "complaint")
         elif sentiment_model == "lexicon":
@@ -76,7 +74,7 @@ class PostClassifier:
     def classify(self, posts: Sequence[PostText]) -> list[Classification]:
         texts = [clean_text(p.text) for p in posts]
         langs = [p.lang or self.language.identify(t) for p, t in zip(posts, texts)]
-        sentiment, complaint = self.scores(texts)
+        sentiment, complaint = self.scores(texts, langs)
         results = []
         for i, post in enumerate(posts):
             scores = {label: round(float(p), 4) for label, p in zip(self.sentiment.classes_, sentiment[i])}
@@ -92,10 +90,14 @@ class PostClassifier:
             ))
         return results
 
-    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Sentiment probabilities (columns: sentiment.classes_) and complaint probability per text."""
+    def scores(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sentiment probabilities (columns: sentiment.classes_) and complaint probability per text.
+
+        `langs`: each text's language where known; identified here when the model needs it."""
         if self._bundled is not None:
-            both = self._bundled.predict_all(texts)  # one encoder pass for both tasks
+            if langs is None:
+                langs = [self.language.identify(t) for t in texts] if self._bundled.language_heads else [None] * len(texts)
+            both = self._bundled.predict_all(texts, langs)  # one encoder pass for both tasks
             return both["sentiment"], both["complaint"][:, 1]
         return self.sentiment.predict_proba(texts), self.complaint.predict_proba(texts)[:, 1]
 

@@ -432,12 +432,18 @@ def train(
         "../shared/data"),
     out: Annotated[Path, typer.Option(help="Where to write the adapter.")] = Path(
         "classifiers/models/minilm_adapter.safetensors"),
+    heads_dir: Annotated[Path, typer.Option(help="Where to write the language heads.")] = Path("classifiers/models"),
+    heads_only: Annotated[bool, typer.Option("--heads-only", help="Train only the language heads (seconds).")] = False,
     device: Annotated[str, typer.Option(help="cpu, or cuda where a GPU is lent.")] = "cpu",
     folds: Annotated[int, typer.Option(min=0, help="Also cross-validate Dutch and complaints over this many folds.")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Train the bundled model's adapter from the public data, and report what it scores on held-out files."""
-    from classifiers.training import RECIPE, Corpus, DataError, cross_validate, evaluate
+    """Train the bundled model (adapter and language heads) from the public data, and report what it
+    scores on held-out files."""
+    from classifiers.bundled import language_head_path
+    from classifiers.lexicon import Lexicon
+    from classifiers.training import (RECIPE, Corpus, DataError, cross_validate, cross_validate_dutch_head,
+                                      evaluate, train_dutch_head)
     from classifiers.training import train as train_model
 
     try:
@@ -445,19 +451,24 @@ def train(
     except DataError as exc:
         err.print(f"[red]--data[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    report: dict = {"recipe": RECIPE}
-    started = time.perf_counter()
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("training", total=None)
-        model = train_model(corpus, dutch=corpus.dutch, complaints=corpus.complaints, device=device,
-                            progress=lambda done, total: progress.update(task, completed=done, total=total),
-                            **RECIPE)
-    report["train_seconds"] = round(time.perf_counter() - started)
-    report["adapter"] = str(model.save(out))
-    report["adapter_bytes"] = out.stat().st_size
-    report.update(evaluate(model, corpus))
+    lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
+    report: dict = {"dutch_head": str(train_dutch_head(corpus.dutch, lexicon).save(language_head_path("nl", heads_dir)))}
     if folds > 1:
-        report["cross_validated"] = cross_validate(corpus, folds, device=device, progress=err.print, **RECIPE)
+        report["dutch_head_cross_validated"] = cross_validate_dutch_head(corpus, lexicon, folds)
+    if not heads_only:
+        report["recipe"] = RECIPE
+        started = time.perf_counter()
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("training", total=None)
+            model = train_model(corpus, dutch=corpus.dutch, complaints=corpus.complaints, device=device,
+                                progress=lambda done, total: progress.update(task, completed=done, total=total),
+                                **RECIPE)
+        report["train_seconds"] = round(time.perf_counter() - started)
+        report["adapter"] = str(model.save(out))
+        report["adapter_bytes"] = out.stat().st_size
+        report.update(evaluate(model, corpus))
+        if folds > 1:
+            report["cross_validated"] = cross_validate(corpus, folds, device=device, progress=err.print, **RECIPE)
     print(json.dumps(report) if as_json else json.dumps(report, indent=2))
 
 

@@ -1,0 +1,147 @@
+"""Sentiment for one language from character and word n-grams plus lexicon cues.
+
+The bundled encoder's vocabulary is English: it splits Dutch words into fragments and reads
+Dutch polarity worse than a word list. Character n-grams need no vocabulary and learn from a few
+hundred labelled posts, so a small logistic regression over them, with the lexicon's cue counts
+as extra columns, serves a language the encoder cannot. scikit-learn style: parameters in the
+constructor, `fit`, `predict`, `predict_proba`; `save`/`load` use plain JSON (no pickle: a model
+file is data, never code).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from classifiers.lexicon import Lexicon
+from classifiers.textnorm import normalise_post
+
+FORMAT = "ngram-sentiment/1"
+
+
+class NgramModelError(RuntimeError):
+    """A language head's file is missing or not a model this code wrote."""
+
+
+def _vectorizers(char_ngrams: tuple[int, int], word_ngrams: tuple[int, int], min_df: int):
+    return (TfidfVectorizer(analyzer="char_wb", ngram_range=char_ngrams, min_df=min_df, sublinear_tf=True),
+            TfidfVectorizer(analyzer="word", ngram_range=word_ngrams, min_df=1, sublinear_tf=True))
+
+
+class NgramSentiment:
+    """Parameters: `lexicon` (its cue counts become features), `C` (inverse regularisation),
+    `char_ngrams` and `word_ngrams` (n-gram ranges), `min_df` (a character n-gram must occur in
+    this many training posts to be kept; bounds the file size)."""
+
+    name = "ngram-sentiment"
+
+    def __init__(self, lexicon: Lexicon, *, C: float = 1.0, char_ngrams: tuple[int, int] = (2, 5),
+                 word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2, language: str = ""):
+        self.lexicon = lexicon
+        self.C = C
+        self.char_ngrams = tuple(char_ngrams)
+        self.word_ngrams = tuple(word_ngrams)
+        self.min_df = min_df
+        self.language = language
+        self.classes_: tuple[str, ...] = ()
+        self._vectorizers: tuple[TfidfVectorizer, TfidfVectorizer] | None = None
+        self._model: LogisticRegression | None = None
+
+    @property
+    def version(self) -> str:
+        return f"{self.language or 'any'}-{len(self._vectorizers[0].vocabulary_) if self._vectorizers else 0}"
+
+    def _lexicon_columns(self, texts: Sequence[str]) -> np.ndarray:
+        counts = self.lexicon.matrix(texts)
+        return np.log1p(counts)  # counts are >= 0; the log keeps one long rant from dominating
+
+    def _features(self, texts: Sequence[str]):
+        texts = [normalise_post(t) for t in texts]
+        chars, words = self._vectorizers
+        return hstack([chars.transform(texts), words.transform(texts),
+                       csr_matrix(self._lexicon_columns(texts))]).tocsr()
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> NgramSentiment:
+        if len(texts) != len(labels) or len(set(labels)) < 2:
+            raise ValueError("need as many labels as texts, and at least two different labels")
+        normalised = [normalise_post(t) for t in texts]
+        chars, words = _vectorizers(self.char_ngrams, self.word_ngrams, self.min_df)
+        chars.fit(normalised)
+        words.fit(normalised)
+        self._vectorizers = (chars, words)
+        # Balanced: the corpora we learn from are small and their class mix is not the brand's.
+        self._model = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced")
+        self._model.fit(self._features(texts), list(labels))
+        self.classes_ = tuple(str(c) for c in self._model.classes_)
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if self._model is None:
+            raise NgramModelError("this language head is not fitted")
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        return self._model.predict_proba(self._features(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.classes_[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        if self._model is None:
+            raise NgramModelError("nothing to save: fit the head first")
+        chars, words = self._vectorizers
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "format": FORMAT, "language": self.language, "C": self.C, "min_df": self.min_df,
+            "char_ngrams": list(self.char_ngrams), "word_ngrams": list(self.word_ngrams),
+            "classes": list(self.classes_),
+            # Vocabularies as lists in column order, so the idf and coefficient columns line up.
+            "char_vocabulary": sorted(chars.vocabulary_, key=chars.vocabulary_.__getitem__),
+            "word_vocabulary": sorted(words.vocabulary_, key=words.vocabulary_.__getitem__),
+            "char_idf": np.round(chars.idf_, 5).tolist(), "word_idf": np.round(words.idf_, 5).tolist(),
+            "coef": np.round(self._model.coef_, 5).tolist(), "intercept": np.round(self._model.intercept_, 5).tolist(),
+        }
+        # No name, mtime=0: the same model gives the same bytes, so retraining shows no spurious diff.
+        with path.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as fh:
+            fh.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str, lexicon: Lexicon) -> NgramSentiment:
+        path = Path(path)
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = json.loads(fh.read().decode("utf-8"))
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
+            head = cls(lexicon, C=data["C"], char_ngrams=tuple(data["char_ngrams"]),
+                       word_ngrams=tuple(data["word_ngrams"]), min_df=data["min_df"], language=data["language"])
+            chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df)
+            for vectorizer, vocabulary, idf in ((chars, data["char_vocabulary"], data["char_idf"]),
+                                                (words, data["word_vocabulary"], data["word_idf"])):
+                vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabulary)}
+                vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+                if len(vectorizer.idf_) != len(vocabulary):
+                    raise ValueError("idf and vocabulary differ in length")
+            coef = np.asarray(data["coef"], dtype=np.float64)
+            columns = len(data["char_vocabulary"]) + len(data["word_vocabulary"]) + lexicon.matrix([]).shape[1]
+            if coef.shape != (len(data["classes"]), columns):
+                raise ValueError(f"coefficients of shape {coef.shape} do not fit {columns} feature columns")
+        except FileNotFoundError:
+            raise NgramModelError(f"{path}: language head file not found") from None
+        except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise NgramModelError(f"{path}: not a valid language head file ({exc})") from None
+        model = LogisticRegression(C=head.C, class_weight="balanced")
+        model.classes_ = np.asarray(data["classes"])
+        model.coef_ = coef
+        model.intercept_ = np.asarray(data["intercept"], dtype=np.float64)
+        head._vectorizers, head._model, head.classes_ = (chars, words), model, tuple(data["classes"])
+        return head

@@ -1,0 +1,117 @@
+"""Language heads: n-gram sentiment for languages the bundled encoder reads poorly (Dutch)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from classifiers.bundled import BundledModel, language_head_path, load_language_heads
+from classifiers.lexicon import SENTIMENT_LABELS, Lexicon
+from classifiers.minilm import MiniLMClassifier
+from classifiers.ngram import NgramModelError, NgramSentiment
+from classifiers.post import PostClassifier, PostText
+from monitor.config import bundled_config_dir
+
+HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```"]
+# Small enough to learn exactly: each class has its own words.
+TRAIN = [("Wat een slechte service, echt waardeloos", "negative"), ("Slecht, waardeloos en traag", "negative"),
+         ("Waardeloze storing weer, slecht geregeld", "negative"), ("De vergadering begint om negen uur", "neutral"),
+         ("Morgen om negen uur de vergadering", "neutral"), ("Vergadering verplaatst naar negen uur", "neutral"),
+         ("Geweldig, dank jullie wel, super geholpen", "positive"), ("Super, geweldig gedaan, dank", "positive"),
+         ("Dank voor de geweldige hulp, super", "positive")]
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return Lexicon(bundled_config_dir() / "lexicons")
+
+
+@pytest.fixture(scope="module")
+def head(lexicon):
+    texts, labels = zip(*TRAIN)
+    return NgramSentiment(lexicon, C=10.0, min_df=1, language="nl").fit(list(texts), list(labels))
+
+
+def test_head_learns_shapes_and_labels(head):
+    assert head.classes_ == SENTIMENT_LABELS
+    probs = head.predict_proba(["echt slecht en waardeloos", "super geweldig, dank", "vergadering om negen uur"])
+    assert probs.shape == (3, 3) and np.allclose(probs.sum(axis=1), 1.0)
+    assert head.predict(["echt slecht en waardeloos", "super geweldig, dank", "vergadering om negen uur"]) == \
+        ["negative", "positive", "neutral"]
+
+
+def test_head_on_hostile_input(head):
+    probs = head.predict_proba(HOSTILE)
+    assert probs.shape == (len(HOSTILE), 3) and np.isfinite(probs).all()
+    assert head.predict_proba([]).shape == (0, 3)
+
+
+def test_head_needs_two_labels_and_a_fit(lexicon):
+    with pytest.raises(ValueError, match="at least two different labels"):
+        NgramSentiment(lexicon).fit(["a", "b"], ["negative", "negative"])
+    with pytest.raises(NgramModelError, match="not fitted"):
+        NgramSentiment(lexicon).predict(["a"])
+
+
+def test_head_save_and_load_round_trip(head, lexicon, tmp_path):
+    path = head.save(tmp_path / "nl_sentiment.json.gz")
+    loaded = NgramSentiment.load(path, lexicon)
+    texts = [t for t, _ in TRAIN] + ["iets heel anders"]
+    assert np.allclose(loaded.predict_proba(texts), head.predict_proba(texts), atol=1e-4)
+    assert loaded.language == "nl" and loaded.version == head.version
+    assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
+
+
+def _rewrite(path, change):
+    data = json.loads(gzip.open(path).read())
+    change(data)
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda p: p.write_bytes(b"not gzip"), "not a valid language head file"),
+    (lambda p: _rewrite(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
+    (lambda p: _rewrite(p, lambda d: d.update(coef=[[0.0]] * 3)), "do not fit"),
+    (lambda p: _rewrite(p, lambda d: d.pop("char_idf")), "not a valid language head file"),
+    (lambda p: p.unlink(), "language head file not found"),
+])
+def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
+    path = head.save(tmp_path / "nl_sentiment.json.gz")
+    spoil(path)
+    with pytest.raises(NgramModelError, match=message) as info:
+        NgramSentiment.load(path, lexicon)
+    assert "nl_sentiment.json.gz" in str(info.value)
+
+
+def test_shipped_dutch_head_loads(lexicon):
+    heads = load_language_heads(lexicon)
+    assert set(heads) == {"nl"} and heads["nl"].classes_ == SENTIMENT_LABELS
+    assert language_head_path("nl").is_file()
+    assert heads["nl"].predict_proba(HOSTILE).shape == (len(HOSTILE), 3)
+
+
+def test_bundled_model_routes_sentiment_by_language(head):
+    transformer = MiniLMClassifier()
+    model = BundledModel(transformer, {"nl": head})
+    texts = ["echt slecht en waardeloos", "This is wonderful, thank you!", "echt slecht en waardeloos"]
+    out = model.predict_all(texts, ["nl", "en", None])
+    alone = transformer.predict_all(texts)
+    assert np.allclose(out["sentiment"][0], head.predict_proba(texts[:1])[0])
+    assert np.allclose(out["sentiment"][1:], alone["sentiment"][1:])  # English and unknown: the transformer
+    assert np.allclose(out["complaint"], alone["complaint"])  # complaints always come from the transformer
+    assert model.name == "minilm-l6-lora+nl-ngram"
+    with pytest.raises(ValueError, match="one language"):
+        model.predict_all(texts, ["nl"])
+
+
+def test_post_classifier_reads_dutch_with_the_head():
+    classifier = PostClassifier(bundled_config_dir(), ["nl", "en"], "bundled")
+    dutch, english = classifier.classify([
+        PostText(1, "Al drie weken geen internet en niemand helpt, ik ben er helemaal klaar mee", None),
+        PostText(2, "Thank you so much, the new app is great and support was wonderful!", None)])
+    assert dutch.lang == "nl" and english.lang == "en"
+    assert dutch.model == english.model and dutch.model.startswith("minilm-l6-lora+nl-ngram")
+    assert english.sentiment == "positive"
