@@ -17,6 +17,7 @@ from monitor.notifiers.slack import SlackNotifier
 from monitor.notifiers.slack_setup import SlackSetupError, connect
 from monitor.pipeline.deliver import deliver_pending
 from monitor.store.schema import OutboxRow
+from tests.fakes.slack import Message
 from tests.slacking import ENV, acme_config, demo_config, fake_slack, session_for  # noqa: F401 - fixture
 from tests.support import BRAND, T0, build_mention
 
@@ -128,6 +129,32 @@ def test_a_post_whose_answer_was_lost_is_not_posted_again(fake_slack, sqlite_sto
     (message,) = fake_slack.top_level()
     assert outbox(sqlite_store)[0].message_ts == message.ts
     assert len(fake_slack.requests_to("/api/chat.postMessage")) == 1
+
+
+@pytest.mark.parametrize("kind", ["followup", "state"])
+def test_a_thread_reply_whose_answer_was_lost_is_not_posted_again(fake_slack, sqlite_store, kind):
+    notifier = SlackNotifier(session_for(acme_config(fake_slack)))
+    clock = ManualClock(T0)
+    esc = open_escalation(sqlite_store, alert_payload())
+    deliver_pending(sqlite_store, notifier, clock)
+    (alert,) = fake_slack.top_level()
+    # A long thread: the lookup must page past the first 200 replies to find its own.
+    fake_slack.messages += [Message(alert.channel, f"1700000001.{n:06d}", f"chatter {n}", [], alert.ts)
+                            for n in range(250)]
+    if kind == "followup":
+        sqlite_store.queue_message(esc, "followup", T0, text="Not claimed within 15 min")
+    else:
+        sqlite_store.queue_message(esc, "state", T0, status={"state": "claimed", "user": "U01SANNE",
+                                                             "actor": "Sanne", "at": "2026-11-23T10:04+00:00"})
+    fake_slack.fail("truncated", path="/api/chat.postMessage")
+    assert deliver_pending(sqlite_store, notifier, clock).failed == 1
+    clock.advance(seconds=2)
+    assert deliver_pending(sqlite_store, notifier, clock).sent == 1
+    ours = [m for m in fake_slack.replies(alert.ts) if not m.text.startswith("chatter")]
+    assert [m.text for m in ours] == ["Not claimed within 15 min" if kind == "followup" else "Claimed by <@U01SANNE>"]
+    assert outbox(sqlite_store)[-1].message_ts == ours[0].ts
+    assert len(fake_slack.requests_to("/api/chat.postMessage")) == 2  # the alert, and the reply once
+    assert len(fake_slack.requests_to("/api/conversations.replies")) == 2  # two pages of the thread
 
 
 def test_a_message_slack_rejects_is_given_up_not_retried(fake_slack, sqlite_store):

@@ -111,6 +111,9 @@ def test_claim_reassign_resolve_from_buttons(wired, socket_fake, fake_slack, sql
     assert "*Resolved by* <@U01DAAN>" in str(message.blocks)
     assert message.blocks[-1]["type"] == "context"  # no buttons left on a closed escalation
     assert len(message.updates) == 3 and len(fake_slack.top_level()) == 1
+    # The thread tells the story the message's state line sums up.
+    assert [r.text for r in fake_slack.replies(message.ts)] == [
+        "Claimed by <@U01SANNE>", "Reassigned to <@U01DAAN>", "Resolved by <@U01DAAN>"]
     assert events(sqlite_store, esc) == [("opened", None), ("claimed", "Sanne"), ("claimed", "Marieke"),
                                          ("resolved", "Daan")]
     assert sqlite_store.escalation(esc).closed_at == T0.replace(minute=34)

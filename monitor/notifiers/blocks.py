@@ -15,12 +15,22 @@ ACTIONS = (CLAIM, REASSIGN, RESOLVE, DISMISS)
 _CLOSED = ("resolved", "dismissed")
 
 
+_DONE = {"claimed": "Claimed by", "resolved": "Resolved by", "dismissed": "Dismissed as false positive by",
+         "reassigned": "Reassigned to"}
+
+
+def _who(status: dict) -> str:
+    return f"<@{status['user']}>" if status.get("user") else escape_mrkdwn(status.get("actor") or "someone", 80)
+
+
 def status_line(status: dict) -> str:
     """`status` as the store's interaction handler writes it: state, actor (Slack user id), at."""
-    who = f"<@{status['user']}>" if status.get("user") else escape_mrkdwn(status.get("actor") or "someone", 80)
-    words = {"claimed": "Claimed by", "resolved": "Resolved by", "dismissed": "Dismissed as false positive by",
-             "reassigned": "Reassigned to"}
-    return f"*{words.get(status['state'], status['state'])}* {who} · {status.get('at', '')}"
+    return f"*{_DONE.get(status['state'], status['state'])}* {_who(status)} · {status.get('at', '')}"
+
+
+def status_reply(status: dict) -> str:
+    """The thread reply to a click: the message shows the state, the thread keeps the story."""
+    return f"{_DONE.get(status['state'], status['state'])} {_who(status)}"
 
 
 def fallback_text(alert: AlertMessage) -> str:
