@@ -85,7 +85,10 @@ def summary_text(digest: Digest) -> str:
 
 
 def write_report(digest: Digest, chart_png: bytes, output_dir: Path) -> Path:
+    """The HTML report, and the chart beside it as a PNG for whoever wants it on its own; returns
+    the report's path."""
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"digest-{digest.week}.png").write_bytes(chart_png)
     path = output_dir / f"digest-{digest.week}.html"
     path.write_text(render_html(digest, chart_png), encoding="utf-8")
     return path

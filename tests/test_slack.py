@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from monitor.clock import ManualClock
-from monitor.demo.run import run_demo
 from monitor.models import AlertMessage, Author, Owner, Severity
 from monitor.notifiers.render import alert_to_payload
 from monitor.notifiers.slack import SlackNotifier
@@ -244,37 +243,7 @@ def test_unknown_member_email_is_one_line(fake_slack):
         connect(demo_config(fake_slack), ENV)
 
 
-# --- the demo -------------------------------------------------------------------------------------
-
-def test_demo_with_slack_one_message_per_escalation_survives_an_outage(fake_slack):
-    session = session_for(demo_config(fake_slack))
-    fake_slack.down_at_first_post = True
-    outage: dict = {}
-
-    def on_step(now):
-        # Slack went down at the first alert (during the last step); it comes back five minutes later.
-        if fake_slack.refused and "start" not in outage:
-            outage["start"] = now
-        if "start" in outage:
-            fake_slack.down = now < outage["start"] + timedelta(minutes=5)
-            if not fake_slack.down and "refused" not in outage:
-                outage["refused"] = fake_slack.refused
-
-    summary = run_demo(session.config, notifier=SlackNotifier(session), on_step=on_step)
-    top = fake_slack.top_level()
-    escalation_ids = [int(m.blocks[-1]["block_id"].split(":")[1]) if m.blocks[-1]["type"] == "actions" else None
-                      for m in top]
-    assert summary.alerts >= 3 and len(top) == summary.alerts  # none lost
-    assert len(set(escalation_ids)) == len(escalation_ids)  # none twice
-    assert sum(len(m.updates) for m in top) == summary.updates > 0  # grown escalations were updated
-    replies = [r.text for m in top for r in fake_slack.replies(m.ts)]
-    assert sum(r.startswith("Update: ") for r in replies) == summary.updates
-    assert any("SLA" in r for r in replies)  # nobody clicks in the demo: the SLA follow-up speaks up
-    # Every call in those five minutes was refused, and the retries after them were not sent twice.
-    assert outage["refused"] == fake_slack.refused >= 2
-    for message in top:
-        assert "*Suggested owner:* <@U01" in message.blocks[0]["text"]["text"]
-
+# --- the command line ------------------------------------------------------------------------------
 
 def test_cli_start_up_with_a_bad_token_prints_one_line(fake_slack, tmp_path, monkeypatch):
     import yaml

@@ -15,8 +15,7 @@ from monitor.notifiers.slack_socket import SocketModeListener
 from monitor.pipeline.deliver import deliver_pending
 from monitor.store.schema import EscalationEventRow, FeedbackRow, OutboxRow
 from tests.fakes.slack import APP_TOKEN
-from tests.fakes.slack_socket import FakeSocketMode
-from tests.slacking import acme_config, fake_slack, session_for  # noqa: F401 - fixture
+from tests.slacking import acme_config, fake_slack, session_for, socket_fake  # noqa: F401 - fixtures
 from tests.support import T0
 from tests.test_slack import alert_payload, open_escalation
 
@@ -25,16 +24,6 @@ TEAM = {"members": [
     {"name": "Daan", "slack_user": "U01DAAN", "languages": ["nl"]},
     {"name": "Marieke", "slack_user": "U01MARIEKE", "role": "lead"},
 ]}
-
-
-@pytest.fixture
-def socket_fake(fake_slack):
-    fake = FakeSocketMode()
-    fake_slack.socket_url = fake.url
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 @pytest.fixture
