@@ -49,6 +49,7 @@ EXPECTED_OWNERS = {
 CLICKS = {
     "@femkejanssen": [("escalation_claim", 0), ("escalation_resolve", 10)],
     "@markdevries_tech": [("escalation_dismiss", 0)],
+    "@m_elbouzidi": [("escalation_claim", 0), ("escalation_wait", 5), ("escalation_back", 48)],
 }
 OUTAGE = timedelta(minutes=5)
 
@@ -175,6 +176,13 @@ def test_demo_with_slack_meets_the_issue(fake_slack, socket_fake, tmp_path, monk
     assert (sent_alerts[second.ts], "false_positive") in labels
     assert "*Dismissed as false positive by* <@U01SANNE>" in str(second.blocks)
 
+    # Waiting on another department, and back: the owner stays.
+    waited = clicked["@m_elbouzidi"]
+    assert [e for e in events["@m_elbouzidi"] if e[0] in ("claimed", "waiting")] == [
+        ("claimed", "Sanne"), ("waiting", "Sanne"), ("claimed", "Sanne")]
+    assert escalations[sent_alerts[waited.ts]].owner == "Sanne"
+    assert "*Back from the other department, says* <@U01SANNE>" in str(waited.blocks)
+
     # The SLA follow-up: an unclaimed alert reminds its owner, then the lead.
     third = next(m for m in top if "@tom_h_ams" in body(m))
     thread = [r.text for r in fake_slack.replies(third.ts)]
@@ -194,6 +202,14 @@ def test_demo_with_slack_meets_the_issue(fake_slack, socket_fake, tmp_path, monk
     digest = json.loads(result.output)
     assert (digest["week"], digest["total"], digest["dismissed"]) == (WEEK, 11, 1)
     assert digest["by_kind"] == {"mention": 9, "storm": 1, "repeat_contact": 1}
+    assert digest["by_topic"] == {"press": 2, "legal": 2, "regulator": 1, "churn": 1, "shaming": 1, "storm": 1,
+                                  "no trigger": 3}
+    assert [(s["name"], s["posts"]) for s in digest["storms"]] == [("internet · storing · rood", 39)]
+    # Every alert but the two clicked at once missed its claim promise; the reminders are read back.
+    assert digest["claim_breaches"] == 9
+    assert digest["sla_follow_ups"] == {"claim → owner": 9, "claim → lead": 6, "reply → owner": 8,
+                                        "reply → lead": 5}
+    assert digest["stage_hours"]["waiting on another department"] == 0.8  # the 48 minutes clicked above
     assert (tmp_path / "reports" / f"digest-{WEEK}.png").read_bytes().startswith(b"\x89PNG")
     html = (tmp_path / "reports" / f"digest-{WEEK}.html").read_text(encoding="utf-8")
     assert f"Escalation digest {WEEK}" in html and "11 escalations" in html and "data:image/png;base64" in html
