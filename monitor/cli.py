@@ -140,51 +140,38 @@ def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug 
     except AlreadyRunning as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
-    listener = _interactivity(pipeline)
-    target = _digest_target(pipeline.config) if pipeline.config.slack.enabled else None
     try:
+        listener = _interactivity(pipeline.config, pipeline.notifier, pipeline.store, pipeline.clock)
+        target = _digest_target(pipeline.config) if pipeline.config.slack.enabled else None
+
         def weekly_digest() -> None:
             digest, path = publish(pipeline.store, pipeline.config, None, pipeline.clock.now(), target)
             logging.getLogger("monitor.digest").info("weekly digest week=%s escalations=%d report=%s sent=%s",
                                                      digest.week, digest.total, path, target is not None)
 
-        Daemon(pipeline, digest=weekly_digest).run_until_signal()
+        try:
+            Daemon(pipeline, digest=weekly_digest).run_until_signal()
+        finally:
+            if listener is not None:
+                listener.stop()
     finally:
-        if listener is not None:
-            listener.stop()
         lock.release()
         pipeline.store.close()
 
 
-def _interactivity(pipeline):
-    """Start the Slack button listener the config asks for (Socket Mode or the HTTP endpoint)."""
+def _interactivity(config: Config, notifier, store, clock):
+    """Start the Slack button listener the config asks for; None without Slack or with `interactivity: none`."""
+    from monitor.notifiers.interactivity import start_listener
     from monitor.notifiers.slack import SlackNotifier
-    from monitor.notifiers.slack_actions import ClickHandler
+    from monitor.notifiers.slack_setup import SlackSetupError
 
-    slack = pipeline.config.slack
-    if not isinstance(pipeline.notifier, SlackNotifier) or slack.interactivity == "none":
+    if not isinstance(notifier, SlackNotifier):
         return None
-    handler = ClickHandler(pipeline.store, pipeline.config.team, pipeline.clock)
-    if slack.interactivity == "http":
-        from monitor.notifiers.slack_http import InteractionServer
-
-        secret = os.environ.get(slack.signing_secret_env)
-        if not secret:
-            err.print(f"[red]slack: environment variable {slack.signing_secret_env} (signing secret) is not set[/red]",
-                      highlight=False)
-            raise typer.Exit(2)
-        listener = InteractionServer(secret, handler, slack.http_host, slack.http_port)
-    else:
-        from monitor.notifiers.slack_socket import SocketModeListener
-
-        app_token = os.environ.get(slack.app_token_env)
-        if not app_token:
-            err.print(f"[red]slack: environment variable {slack.app_token_env} (app-level token for Socket Mode) "
-                      "is not set[/red]", highlight=False)
-            raise typer.Exit(2)
-        listener = SocketModeListener(app_token, pipeline.notifier.client, handler)
-    listener.start()
-    return listener
+    try:
+        return start_listener(config, notifier.client, store, clock, os.environ)
+    except SlackSetupError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -212,29 +199,40 @@ def once(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug
 @app.command()
 def demo(
     scenario: Annotated[Optional[Path], typer.Option(help="Scenario file (JSON lines); default: the bundled one.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config's brands, thresholds and team.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config's brands, thresholds, team and Slack.")] = None,
     speed: Annotated[Optional[float], typer.Option(help="At most this many scenario seconds per wall-clock second; default: as fast as it goes.", min=1)] = None,
+    store: Annotated[Optional[str], typer.Option(help="Keep the replay's history in this empty database (URL), e.g. for `digest --week` afterwards; default: a temporary one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the summary, as one JSON object.")] = False,
 ) -> None:
-    """Replay a scenario through the real pipeline on a temporary store and print the alerts."""
+    """Replay a scenario through the real pipeline and print the alerts, or post them to Slack when
+    the config enables it (button clicks are taken as in `run`)."""
     import io
+    from functools import partial
 
-    from monitor.demo.run import run_demo
+    from monitor.demo.run import DemoStoreError, run_demo
     from monitor.scenario import ScenarioError
+    from monitor.store.db import StoreError
 
     cfg = _load(config) if config else _default_config()
     logging.getLogger().handlers[:] = []
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     stream = io.StringIO() if as_json else sys.stdout
+    cfg, notifier = _notifier(cfg)
+    replay = partial(run_demo, cfg, scenario, speed, stream, notifier if cfg.slack.enabled else None,
+                     storage_url=store,
+                     interactivity=partial(_interactivity, cfg, notifier))
     try:
         if as_json:
-            summary = run_demo(cfg, scenario, speed, stream)
+            summary = replay()
         else:
             with err.status("replaying the scenario on a compressed clock…"):
-                summary = run_demo(cfg, scenario, speed, stream)
+                summary = replay()
     except ScenarioError as exc:
         err.print(f"[red]--scenario[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except (DemoStoreError, StoreError) as exc:
+        err.print(f"[red]--store[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(summary.as_dict(), ensure_ascii=False))
@@ -244,6 +242,10 @@ def demo(
         table.add_row(key.replace("_", " "), str(getattr(summary, key)))
     table.add_row("alerts by reason", ", ".join(f"{k}: {v}" for k, v in sorted(summary.by_reason.items())))
     table.add_row("storms", "; ".join(summary.storms) or "none")
+    if cfg.slack.enabled:
+        from monitor.notifiers.slack_setup import configured_channels
+
+        table.add_row("alerts posted to", ", ".join(configured_channels(cfg)))
     out.print(table)
     for label, posts in (("missed", summary.missed_posts), ("false positive", summary.false_positive_posts)):
         for post in posts:

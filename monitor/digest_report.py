@@ -27,8 +27,9 @@ def _fmt(value: float | None) -> str:
 
 
 def render_chart(digest: Digest, config: Config) -> bytes:
-    """Three panels: escalations by severity, time to claim and to reply against the SLA, load per agent."""
-    fig, (sev, times, load) = plt.subplots(1, 3, figsize=(12, 3.6), dpi=100)
+    """Four panels: escalations by severity, time to claim and to reply against the SLA, hours per
+    stage (the bottleneck in red), load per agent."""
+    fig, (sev, times, stages, load) = plt.subplots(1, 4, figsize=(16, 3.8), dpi=100)
     sev.bar(_SEVERITIES, [digest.by_severity.get(s, 0) for s in _SEVERITIES], color=["#e0b000", "#e07000", "#c00000"])
     sev.set_title("Escalations by severity")
     labels = ["claim median", "claim p90", "reply median", "reply p90"]
@@ -40,6 +41,12 @@ def render_chart(digest: Digest, config: Config) -> bytes:
     times.set_title("Minutes to claim and to first reply")
     times.tick_params(axis="x", labelrotation=20)
     times.legend(fontsize=8)
+    names = list(digest.stage_hours)
+    stages.barh([n.replace(" but ", "\nbut ").replace(" on ", "\non ") for n in names],
+                [digest.stage_hours[n] for n in names],
+                color=["#c00000" if n == digest.bottleneck else "#999999" for n in names])
+    stages.invert_yaxis()
+    stages.set_title("Hours waiting, by stage")
     owners = sorted(digest.per_owner.items(), key=lambda kv: -kv[1])
     load.barh([o for o, _ in owners] or ["none"], [n for _, n in owners] or [0], color="#5a9e6f")
     load.set_title("Escalations per owner")
@@ -67,6 +74,8 @@ def render_html(digest: Digest, chart_png: bytes) -> str:
 
 
 def _value(value: object) -> str:
+    if isinstance(value, list):  # the storms
+        return ", ".join(f"{s['name']} ({s['posts']} posts over {s['minutes']:.0f} min)" for s in value) or "none"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "none"
     if isinstance(value, tuple):
@@ -78,14 +87,19 @@ def _value(value: object) -> str:
 
 def summary_text(digest: Digest) -> str:
     fp = "–" if digest.false_positive_rate is None else f"{digest.false_positive_rate:.0%}"
+    waited = f"{digest.bottleneck} ({digest.stage_hours[digest.bottleneck]:.1f} h)" if digest.bottleneck else "–"
     return (f"{digest.total} escalations · claim median {_fmt(digest.claim_minutes[0])} "
             f"(p90 {_fmt(digest.claim_minutes[1])}) · first reply median {_fmt(digest.reply_minutes[0])} "
             f"(p90 {_fmt(digest.reply_minutes[1])}) · SLA breaches: {digest.claim_breaches} claim, "
-            f"{digest.reply_breaches} reply · false positives {fp} · waited longest: {digest.bottleneck or '–'}")
+            f"{digest.reply_breaches} reply · {len(digest.storms)} storm(s) · false positives {fp} · "
+            f"waited longest: {waited}")
 
 
 def write_report(digest: Digest, chart_png: bytes, output_dir: Path) -> Path:
+    """The HTML report, and the chart beside it as a PNG for whoever wants it on its own; returns
+    the report's path."""
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"digest-{digest.week}.png").write_bytes(chart_png)
     path = output_dir / f"digest-{digest.week}.html"
     path.write_text(render_html(digest, chart_png), encoding="utf-8")
     return path

@@ -24,8 +24,12 @@ class Severity(str, enum.Enum):
 class EscalationState(str, enum.Enum):
     open = "open"
     claimed = "claimed"
+    waiting = "waiting"  # claimed, and waiting on another department (billing, legal, field service)
     resolved = "resolved"
     dismissed = "dismissed"
+
+
+IN_HAND = (EscalationState.open, EscalationState.claimed, EscalationState.waiting)
 
 
 @dataclass(frozen=True, slots=True)

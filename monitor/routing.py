@@ -39,7 +39,7 @@ def on_shift(member: TeamMember, at: datetime, team_timezone: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class RoutingRequest:
     lang: str | None
-    skills: Sequence[str]  # any of these makes a member a fit (source, trigger categories, topics)
+    skills: Sequence[str]  # most specific first (trigger categories, then the source); any makes a fit
     previous_owner: str | None  # who had this customer or storm before
     at: datetime
 
@@ -64,15 +64,18 @@ class Router:
             return self._owner(previous, f"handled this before · {load.get(previous.name, 0)} open")
 
         available = [m for m in present if load.get(m.name, 0) < m.capacity] or present
-        speaks = [m for m in available if request.lang and request.lang in m.languages]
-        skilled = [m for m in speaks if set(request.skills) & set(m.skills)]
-        pool, why = (skilled, "speaks {lang} · skill: {skill}") if skilled else (
-            (speaks, "speaks {lang}") if speaks else (available, "on shift"))
+        speakers = [m for m in available if request.lang in m.languages] if request.lang else []
+        candidates = speakers or available  # no language (a storm's many posts), or nobody reads it
+        # The first skill asked for that a candidate has: a press threat goes to whoever does press
+        # before whoever merely does the source it came from.
+        skill = next((s for s in request.skills if any(s in m.skills for m in candidates)), None)
+        skilled = [m for m in candidates if skill in m.skills]
+        pool = skilled or candidates
         agents = [m for m in pool if m.role == "agent"] or pool
         if agents:
             chosen = self._fairest(agents, load)
-            skill = next((s for s in request.skills if s in chosen.skills), "")
-            reason = why.format(lang=request.lang, skill=skill) + f" · {load.get(chosen.name, 0)} open"
+            why = ([f"speaks {request.lang}"] if speakers else []) + ([f"skill: {skill}"] if skilled else [])
+            reason = " · ".join(why or ["on shift"]) + f" · {load.get(chosen.name, 0)} open"
             return self._owner(chosen, reason)
 
         if self.team.on_call:

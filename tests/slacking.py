@@ -8,6 +8,7 @@ import yaml
 from monitor.config import bundled_config_dir, parse_config
 from monitor.notifiers.slack_setup import connect
 from tests.fakes.slack import TOKEN, FakeSlack
+from tests.fakes.slack_socket import FakeSocketMode
 from tests.support import config_dict
 
 DEMO_CHANNELS = {"webcare": "C0WEB", "webcare-glaslijn": "C0GLAS", "webcare-urgent": "C0URG"}
@@ -18,6 +19,17 @@ ENV = {"SLACK_BOT_TOKEN": TOKEN}
 @pytest.fixture
 def fake_slack():
     fake = FakeSlack(DEMO_CHANNELS | {"webcare-acme": "C0ACME"}, DEMO_USERS)
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture
+def socket_fake(fake_slack):
+    """A fake Socket Mode server that `apps.connections.open` on the fake Web API points to."""
+    fake = FakeSocketMode()
+    fake_slack.socket_url = fake.url
     try:
         yield fake
     finally:

@@ -353,6 +353,19 @@ def test_router_prefers_a_skilled_speaker():
     assert owner.member == "Anna" and "legal" in owner.reason
 
 
+def test_router_prefers_the_topic_skill_over_the_source_skill():
+    crew = team([member("Anna", languages=["nl"], skills=["x"], shifts=ALWAYS),
+                 member("Bram", languages=["nl"], skills=["press", "reddit"], shifts=ALWAYS)])
+    owner = Router(crew, "Europe/Amsterdam").suggest(ask("nl", skills=("press", "x")), {"Anna": 0, "Bram": 2})
+    assert (owner.member, owner.reason) == ("Bram", "speaks nl · skill: press · 2 open")
+    # Nobody does the topic: the source's skill decides.
+    owner = Router(crew, "Europe/Amsterdam").suggest(ask("nl", skills=("churn", "x")), {"Anna": 1, "Bram": 0})
+    assert (owner.member, owner.reason) == ("Anna", "speaks nl · skill: x · 1 open")
+    # A storm has no one language: its skill still decides, among everyone on shift.
+    owner = Router(crew, "Europe/Amsterdam").suggest(ask(None, skills=("press",)), {"Anna": 0, "Bram": 2})
+    assert (owner.member, owner.reason) == ("Bram", "skill: press · 2 open")
+
+
 def test_router_previous_owner_wins():
     router = Router(routing_team(), "Europe/Amsterdam")
     owner = router.suggest(ask("nl", previous="Chris"), {"Chris": 2, "Bram": 0})

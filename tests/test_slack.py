@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from monitor.clock import ManualClock
-from monitor.demo.run import run_demo
 from monitor.models import AlertMessage, Author, Owner, Severity
 from monitor.notifiers.render import alert_to_payload
 from monitor.notifiers.slack import SlackNotifier
 from monitor.notifiers.slack_setup import SlackSetupError, connect
 from monitor.pipeline.deliver import deliver_pending
 from monitor.store.schema import OutboxRow
+from tests.fakes.slack import Message
 from tests.slacking import ENV, acme_config, demo_config, fake_slack, session_for  # noqa: F401 - fixture
 from tests.support import BRAND, T0, build_mention
 
@@ -130,6 +130,32 @@ def test_a_post_whose_answer_was_lost_is_not_posted_again(fake_slack, sqlite_sto
     assert len(fake_slack.requests_to("/api/chat.postMessage")) == 1
 
 
+@pytest.mark.parametrize("kind", ["followup", "state"])
+def test_a_thread_reply_whose_answer_was_lost_is_not_posted_again(fake_slack, sqlite_store, kind):
+    notifier = SlackNotifier(session_for(acme_config(fake_slack)))
+    clock = ManualClock(T0)
+    esc = open_escalation(sqlite_store, alert_payload())
+    deliver_pending(sqlite_store, notifier, clock)
+    (alert,) = fake_slack.top_level()
+    # A long thread: the lookup must page past the first 200 replies to find its own.
+    fake_slack.messages += [Message(alert.channel, f"1700000001.{n:06d}", f"chatter {n}", [], alert.ts)
+                            for n in range(250)]
+    if kind == "followup":
+        sqlite_store.queue_message(esc, "followup", T0, text="Not claimed within 15 min")
+    else:
+        sqlite_store.queue_message(esc, "state", T0, status={"state": "claimed", "user": "U01SANNE",
+                                                             "actor": "Sanne", "at": "2026-11-23T10:04+00:00"})
+    fake_slack.fail("truncated", path="/api/chat.postMessage")
+    assert deliver_pending(sqlite_store, notifier, clock).failed == 1
+    clock.advance(seconds=2)
+    assert deliver_pending(sqlite_store, notifier, clock).sent == 1
+    ours = [m for m in fake_slack.replies(alert.ts) if not m.text.startswith("chatter")]
+    assert [m.text for m in ours] == ["Not claimed within 15 min" if kind == "followup" else "Claimed by <@U01SANNE>"]
+    assert outbox(sqlite_store)[-1].message_ts == ours[0].ts
+    assert len(fake_slack.requests_to("/api/chat.postMessage")) == 2  # the alert, and the reply once
+    assert len(fake_slack.requests_to("/api/conversations.replies")) == 2  # two pages of the thread
+
+
 def test_a_message_slack_rejects_is_given_up_not_retried(fake_slack, sqlite_store):
     notifier = SlackNotifier(session_for(acme_config(fake_slack)))
     clock = ManualClock(T0)
@@ -217,37 +243,7 @@ def test_unknown_member_email_is_one_line(fake_slack):
         connect(demo_config(fake_slack), ENV)
 
 
-# --- the demo -------------------------------------------------------------------------------------
-
-def test_demo_with_slack_one_message_per_escalation_survives_an_outage(fake_slack):
-    session = session_for(demo_config(fake_slack))
-    fake_slack.down_at_first_post = True
-    outage: dict = {}
-
-    def on_step(now):
-        # Slack went down at the first alert (during the last step); it comes back five minutes later.
-        if fake_slack.refused and "start" not in outage:
-            outage["start"] = now
-        if "start" in outage:
-            fake_slack.down = now < outage["start"] + timedelta(minutes=5)
-            if not fake_slack.down and "refused" not in outage:
-                outage["refused"] = fake_slack.refused
-
-    summary = run_demo(session.config, notifier=SlackNotifier(session), on_step=on_step)
-    top = fake_slack.top_level()
-    escalation_ids = [int(m.blocks[-1]["block_id"].split(":")[1]) if m.blocks[-1]["type"] == "actions" else None
-                      for m in top]
-    assert summary.alerts >= 3 and len(top) == summary.alerts  # none lost
-    assert len(set(escalation_ids)) == len(escalation_ids)  # none twice
-    assert sum(len(m.updates) for m in top) == summary.updates > 0  # grown escalations were updated
-    replies = [r.text for m in top for r in fake_slack.replies(m.ts)]
-    assert sum(r.startswith("Update: ") for r in replies) == summary.updates
-    assert any("SLA" in r for r in replies)  # nobody clicks in the demo: the SLA follow-up speaks up
-    # Every call in those five minutes was refused, and the retries after them were not sent twice.
-    assert outage["refused"] == fake_slack.refused >= 2
-    for message in top:
-        assert "*Suggested owner:* <@U01" in message.blocks[0]["text"]["text"]
-
+# --- the command line ------------------------------------------------------------------------------
 
 def test_cli_start_up_with_a_bad_token_prints_one_line(fake_slack, tmp_path, monkeypatch):
     import yaml

@@ -15,8 +15,7 @@ from monitor.notifiers.slack_socket import SocketModeListener
 from monitor.pipeline.deliver import deliver_pending
 from monitor.store.schema import EscalationEventRow, FeedbackRow, OutboxRow
 from tests.fakes.slack import APP_TOKEN
-from tests.fakes.slack_socket import FakeSocketMode
-from tests.slacking import acme_config, fake_slack, session_for  # noqa: F401 - fixture
+from tests.slacking import acme_config, fake_slack, session_for, socket_fake  # noqa: F401 - fixtures
 from tests.support import T0
 from tests.test_slack import alert_payload, open_escalation
 
@@ -25,16 +24,6 @@ TEAM = {"members": [
     {"name": "Daan", "slack_user": "U01DAAN", "languages": ["nl"]},
     {"name": "Marieke", "slack_user": "U01MARIEKE", "role": "lead"},
 ]}
-
-
-@pytest.fixture
-def socket_fake(fake_slack):
-    fake = FakeSocketMode()
-    fake_slack.socket_url = fake.url
-    try:
-        yield fake
-    finally:
-        fake.close()
 
 
 @pytest.fixture
@@ -111,6 +100,9 @@ def test_claim_reassign_resolve_from_buttons(wired, socket_fake, fake_slack, sql
     assert "*Resolved by* <@U01DAAN>" in str(message.blocks)
     assert message.blocks[-1]["type"] == "context"  # no buttons left on a closed escalation
     assert len(message.updates) == 3 and len(fake_slack.top_level()) == 1
+    # The thread tells the story the message's state line sums up.
+    assert [r.text for r in fake_slack.replies(message.ts)] == [
+        "Claimed by <@U01SANNE>", "Reassigned to <@U01DAAN>", "Resolved by <@U01DAAN>"]
     assert events(sqlite_store, esc) == [("opened", None), ("claimed", "Sanne"), ("claimed", "Marieke"),
                                          ("resolved", "Daan")]
     assert sqlite_store.escalation(esc).closed_at == T0.replace(minute=34)
@@ -146,3 +138,41 @@ def test_every_envelope_is_acknowledged_even_a_stale_click_or_a_stranger(wired, 
     wait_until(lambda: sum("click ignored" in r.getMessage() for r in caplog.records) == 2)
     assert sqlite_store.escalation(esc).state is EscalationState.resolved
     assert [a for a, _ in events(sqlite_store, esc)] == ["opened", "resolved"]
+
+
+def test_waiting_on_another_department_and_back_from_buttons(wired, socket_fake, fake_slack, sqlite_store):
+    clock, notifier, _ = wired
+    esc = open_escalation(sqlite_store, alert_payload())
+    deliver_pending(sqlite_store, notifier, clock)
+    (message,) = fake_slack.top_level()
+
+    def buttons() -> list[str]:
+        return [e["action_id"] for e in message.blocks[-1]["elements"]]
+
+    send(socket_fake, click("escalation_claim", esc, "U01SANNE"))
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 1)
+    deliver_pending(sqlite_store, notifier, clock)
+    assert buttons() == ["escalation_wait", "escalation_reassign", "escalation_resolve", "escalation_dismiss"]
+
+    clock.advance(minutes=10)
+    send(socket_fake, click("escalation_wait", esc, "U01SANNE"))
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 2)
+    deliver_pending(sqlite_store, notifier, clock)
+    assert sqlite_store.escalation(esc).state is EscalationState.waiting
+    assert "*Waiting on another department, says* <@U01SANNE>" in str(message.blocks)
+    assert buttons()[0] == "escalation_back"
+
+    clock.advance(minutes=45)
+    send(socket_fake, click("escalation_back", esc, "U01DAAN"))
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 3)
+    send(socket_fake, click("escalation_back", esc, "U01SANNE"))  # the same click from a stale message
+    send(socket_fake, click("escalation_resolve", esc, "U01SANNE"))
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 4)
+    deliver_pending(sqlite_store, notifier, clock)
+    record = sqlite_store.escalation(esc)
+    assert (record.state, record.owner) == (EscalationState.resolved, "Sanne")
+    assert events(sqlite_store, esc) == [("opened", None), ("claimed", "Sanne"), ("waiting", "Sanne"),
+                                         ("claimed", "Daan"), ("resolved", "Sanne")]
+    assert [r.text for r in fake_slack.replies(message.ts)] == [
+        "Claimed by <@U01SANNE>", "Waiting on another department, says <@U01SANNE>",
+        "Back from the other department, says <@U01DAAN>", "Resolved by <@U01SANNE>"]

@@ -192,6 +192,33 @@ def test_claim_with_a_different_owner_and_reclaim_keeps_first_claim_time(store):
     assert store.open_load() == {"daan": 1}
 
 
+def test_waiting_on_another_department_and_back(store):
+    (mention_id,) = ingest(store, [build_mention("1")], "c").new_ids
+    esc_id = open_escalation(store, mention_id)
+    with pytest.raises(ValueError):  # only a claimed escalation can wait on another department
+        store.transition(esc_id, EscalationState.waiting, "sanne", T0)
+    store.transition(esc_id, EscalationState.claimed, "sanne", T0 + timedelta(minutes=2))
+    waiting = store.transition(esc_id, EscalationState.waiting, "sanne", T0 + timedelta(minutes=5))
+    assert waiting.state is EscalationState.waiting
+    # Still in hand: the same group does not open a second escalation, and it counts as load.
+    assert store.open_escalation(f"mention:{mention_id}").id == esc_id
+    assert store.open_load() == {"sanne": 1}
+    assert [e.id for e in store.escalations_in_hand()] == [esc_id]
+    # Back, clicked by a colleague: the owner stays, the claim time too; a second "back" is stale.
+    back = store.transition(esc_id, EscalationState.claimed, "daan", T0 + timedelta(minutes=50),
+                            only_from={EscalationState.waiting})
+    assert (back.state, back.owner, back.claimed_at) == (EscalationState.claimed, "sanne", T0 + timedelta(minutes=2))
+    with pytest.raises(ValueError):
+        store.transition(esc_id, EscalationState.claimed, "daan", T0 + timedelta(minutes=51),
+                         only_from={EscalationState.waiting})
+    store.transition(esc_id, EscalationState.waiting, "sanne", T0 + timedelta(minutes=55))
+    store.transition(esc_id, EscalationState.resolved, "sanne", T0 + timedelta(minutes=70))
+    assert [(t.state.value, t.actor, int((t.at - T0).total_seconds() // 60))
+            for t in store.transitions([esc_id])[esc_id]] == [
+        ("claimed", "sanne", 2), ("waiting", "sanne", 5), ("claimed", "daan", 50), ("waiting", "sanne", 55),
+        ("resolved", "sanne", 70)]
+
+
 def test_open_cannot_go_back_to_open(store):
     (mention_id,) = ingest(store, [build_mention("1")], "c").new_ids
     esc_id = open_escalation(store, mention_id)

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from monitor.clock import ManualClock
+from monitor.clock import Clock, ManualClock
 from monitor.collectors.replay import ReplayCollector
 from monitor.config import Config
 from monitor.daemon import Daemon
 from monitor.notifiers.base import Notifier
 from monitor.notifiers.console import ConsoleNotifier
+from monitor.notifiers.interactivity import Listener
 from monitor.pipeline import Pipeline
 from monitor.scenario import Scenario
 from monitor.store.repository import EscalationRecord, Store
@@ -66,24 +67,37 @@ def primary_reason(escalation: EscalationRecord) -> str:
     return "negative"
 
 
+class DemoStoreError(Exception):
+    """The database given to keep the replay in cannot take it."""
+
+
 def run_demo(config: Config, scenario_path: Path | None = None, speed: float | None = None,
              out: TextIO | None = None, notifier: Notifier | None = None,
-             on_step: Callable[[datetime], None] | None = None) -> DemoSummary:
+             on_step: Callable[[datetime], None] | None = None, storage_url: str | None = None,
+             interactivity: Callable[[Store, Clock], Listener | None] | None = None) -> DemoSummary:
     """`speed`: at most this many scenario seconds per wall-clock second (None: as fast as it goes).
-    `notifier`: where alerts go (default: printed); `on_step` sees the clock after each step."""
+    `notifier`: where alerts go (default: printed); `on_step` sees the clock after each step.
+    `storage_url`: an empty database to keep the replay's history in, for `digest --week`
+    afterwards (default: a temporary one). `interactivity` starts a listener for button clicks
+    on the replay's store and clock; it is stopped when the replay ends."""
     scenario = Scenario.load(scenario_path or BUNDLED_SCENARIO)
     step = timedelta(seconds=config.sources.replay.interval_seconds)
     with tempfile.TemporaryDirectory(prefix="escalation-monitor-demo-") as tmp:
         config = config.model_copy(deep=True)
-        config.storage.url = f"sqlite:///{Path(tmp) / 'demo.db'}"
+        config.storage.url = storage_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
         store = Store.open(config.storage.url)
+        listener = None
         try:
+            if store.count_mentions():
+                # A second replay into the same history would find its posts stored and alert on none.
+                raise DemoStoreError(f"{storage_url} already holds mentions; the demo needs an empty database")
             start = scenario.start - timedelta(seconds=30)
             clock = ManualClock(start)
             collector = ReplayCollector(scenario, config.brands[0].name, clock,
                                         batch_size=config.sources.replay.batch_size)
             pipeline = Pipeline(config, store, clock, notifier or ConsoleNotifier(out), {"replay": collector})
             daemon = Daemon(pipeline, with_cron_jobs=False)
+            listener = interactivity(store, clock) if interactivity is not None else None
             started = time.monotonic()
             while clock.now() < scenario.end + TAIL:
                 clock.advance(seconds=step.total_seconds())
@@ -98,6 +112,8 @@ def run_demo(config: Config, scenario_path: Path | None = None, speed: float | N
             summary.speed = round((clock.now() - start).total_seconds() / max(summary.wall_seconds, 0.1), 1)
             return summary
         finally:
+            if listener is not None:
+                listener.stop()
             store.close()
 
 

@@ -1,4 +1,4 @@
-"""The alert as a Block Kit message: the escaped mrkdwn body, its state, and the four buttons."""
+"""The alert as a Block Kit message: the escaped mrkdwn body, its state, and its buttons."""
 
 from __future__ import annotations
 
@@ -10,17 +10,31 @@ CLAIM = "escalation_claim"
 REASSIGN = "escalation_reassign"
 RESOLVE = "escalation_resolve"
 DISMISS = "escalation_dismiss"
-ACTIONS = (CLAIM, REASSIGN, RESOLVE, DISMISS)
+WAIT = "escalation_wait"  # waiting on another department
+BACK = "escalation_back"  # back from it
+ACTIONS = (CLAIM, REASSIGN, WAIT, BACK, RESOLVE, DISMISS)
 
 _CLOSED = ("resolved", "dismissed")
+_CLAIMED = ("claimed", "reassigned", "back")  # states shown after a click that leave it claimed
+
+
+_DONE = {"claimed": "Claimed by", "resolved": "Resolved by", "dismissed": "Dismissed as false positive by",
+         "reassigned": "Reassigned to", "waiting": "Waiting on another department, says",
+         "back": "Back from the other department, says"}
+
+
+def _who(status: dict) -> str:
+    return f"<@{status['user']}>" if status.get("user") else escape_mrkdwn(status.get("actor") or "someone", 80)
 
 
 def status_line(status: dict) -> str:
     """`status` as the store's interaction handler writes it: state, actor (Slack user id), at."""
-    who = f"<@{status['user']}>" if status.get("user") else escape_mrkdwn(status.get("actor") or "someone", 80)
-    words = {"claimed": "Claimed by", "resolved": "Resolved by", "dismissed": "Dismissed as false positive by",
-             "reassigned": "Reassigned to"}
-    return f"*{words.get(status['state'], status['state'])}* {who} · {status.get('at', '')}"
+    return f"*{_DONE.get(status['state'], status['state'])}* {_who(status)} · {status.get('at', '')}"
+
+
+def status_reply(status: dict) -> str:
+    """The thread reply to a click: the message shows the state, the thread keeps the story."""
+    return f"{_DONE.get(status['state'], status['state'])} {_who(status)}"
 
 
 def fallback_text(alert: AlertMessage) -> str:
@@ -36,25 +50,31 @@ def alert_blocks(payload: dict) -> tuple[str, list[dict]]:
     status = payload.get("status")
     if status:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(status)}]})
-    if not status or status.get("state") not in _CLOSED:
-        blocks.append(_buttons(alert.escalation_id, claimed=bool(status and status["state"] == "claimed")))
+    state = (status or {}).get("state")
+    if state not in _CLOSED:
+        blocks.append(_buttons(alert.escalation_id, "claimed" if state in _CLAIMED else state or "open"))
     return fallback_text(alert), blocks
 
 
-def _buttons(escalation_id: int, claimed: bool) -> dict:
+def _button(action_id: str, value: str, text: str, **extra) -> dict:
+    return {"type": "button", "action_id": action_id, "value": value, "text": {"type": "plain_text", "text": text},
+            **extra}
+
+
+def _buttons(escalation_id: int, state: str) -> dict:
+    """Claim while open; once claimed, mark it waiting on another department and back again."""
     value = str(escalation_id)
-    elements: list[dict] = []
-    if not claimed:
-        elements.append({"type": "button", "action_id": CLAIM, "value": value, "style": "primary",
-                         "text": {"type": "plain_text", "text": "Claim"}})
-    elements += [
+    first = {"open": _button(CLAIM, value, "Claim", style="primary"),
+             "claimed": _button(WAIT, value, "Waiting on dept."),
+             "waiting": _button(BACK, value, "Back from dept.")}[state]
+    elements: list[dict] = [
+        first,
         {"type": "users_select", "action_id": REASSIGN, "placeholder": {"type": "plain_text", "text": "Reassign"}},
-        {"type": "button", "action_id": RESOLVE, "value": value, "text": {"type": "plain_text", "text": "Resolve"}},
-        {"type": "button", "action_id": DISMISS, "value": value, "style": "danger",
-         "text": {"type": "plain_text", "text": "Dismiss as false positive"},
-         "confirm": {"title": {"type": "plain_text", "text": "Dismiss this alert?"},
-                     "text": {"type": "plain_text", "text": "It is recorded as a false positive for the risk score."},
-                     "confirm": {"type": "plain_text", "text": "Dismiss"},
-                     "deny": {"type": "plain_text", "text": "Keep"}}},
+        _button(RESOLVE, value, "Resolve"),
+        _button(DISMISS, value, "Dismiss as false positive", style="danger",
+                confirm={"title": {"type": "plain_text", "text": "Dismiss this alert?"},
+                         "text": {"type": "plain_text", "text": "It is recorded as a false positive for the risk score."},
+                         "confirm": {"type": "plain_text", "text": "Dismiss"},
+                         "deny": {"type": "plain_text", "text": "Keep"}}),
     ]
     return {"type": "actions", "block_id": f"escalation:{escalation_id}", "elements": elements}

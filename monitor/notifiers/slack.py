@@ -1,9 +1,10 @@
 """Delivers outbox items to Slack with slack-sdk's WebClient.
 
 One item, one effect: `new` posts the alert; `update` rewrites it (chat.update) and says what
-changed in its thread; `state` rewrites it after a button click; `followup` is a thread reply
-(SLA reminders). Updates always go to the channel of the first message, so an escalation whose
-severity moved to another channel still has one message.
+changed in its thread; `state` rewrites it after a button click and says who did what in its
+thread; `followup` is a thread reply (SLA reminders). Updates always go to the channel of the
+first message, so an escalation whose severity moved to another channel still has one message.
+Every message carries its outbox id as metadata, so a retry finds what an earlier try posted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from monitor.notifiers.base import DeliveryError
-from monitor.notifiers.blocks import alert_blocks
+from monitor.notifiers.blocks import alert_blocks, status_reply
 from monitor.notifiers.render import escape_mrkdwn
 from monitor.notifiers.slack_setup import SlackSession
 from monitor.store.repository import OutboxItem
@@ -27,7 +28,9 @@ _PERMANENT = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_tex
 
 
 ALERT_EVENT = "escalation_alert"
+REPLY_EVENT = "escalation_reply"
 HISTORY_LOOKBACK = 200  # messages; the alert of a retry is among the channel's latest
+REPLIES_PAGE = 200
 
 
 class SlackNotifier:
@@ -56,19 +59,21 @@ class SlackNotifier:
         if item.thread_ts is None or item.thread_channel is None:
             raise DeliveryError(f"outbox {item.id}: the first message has no ts", permanent=True)
         channel = self._channel(item.thread_channel)
+        if item.attempts > 0 and (replied := self._replied_before(channel, item.thread_ts, item.id)):
+            return replied
         if item.kind in ("update", "state"):
             text, blocks = alert_blocks(item.payload)
             # Rewriting a message to the same content is harmless, so a retry of this step is too.
             self.client.chat_update(channel=channel, ts=item.thread_ts, text=text, blocks=blocks)
-            if item.kind == "state":
-                return item.thread_ts
-            reply = "Update: " + escape_mrkdwn(item.payload.get("change") or "details changed", 300)
+            reply = status_reply(item.payload["status"]) if item.kind == "state" else \
+                "Update: " + escape_mrkdwn(item.payload.get("change") or "details changed", 300)
         elif item.kind == "followup":
             reply = item.payload["text"]  # composed by the SLA follow-up from trusted parts only
         else:
             raise DeliveryError(f"outbox {item.id}: unknown kind {item.kind!r}", permanent=True)
-        response = self.client.chat_postMessage(channel=channel, thread_ts=item.thread_ts, text=reply,
-                                                unfurl_links=False, unfurl_media=False)
+        response = self.client.chat_postMessage(
+            channel=channel, thread_ts=item.thread_ts, text=reply, unfurl_links=False, unfurl_media=False,
+            metadata={"event_type": REPLY_EVENT, "event_payload": {"outbox_id": item.id}})
         return response["ts"]
 
     def _posted_before(self, channel: str, outbox_id: int) -> str | None:
@@ -85,6 +90,20 @@ class SlackNotifier:
                     and (metadata.get("event_payload") or {}).get("outbox_id") == outbox_id):
                 log.info("alert already posted outbox=%d ts=%s; not posting it again", outbox_id, message["ts"])
                 return message["ts"]
+        return None
+
+    def _replied_before(self, channel: str, thread_ts: str, outbox_id: int) -> str | None:
+        """ts of this outbox item's thread reply if an earlier try posted it but its answer was lost
+        (the same reasoning as for the alert itself, looked up in the thread)."""
+        for page in self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True,
+                                                      limit=REPLIES_PAGE):
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if (metadata.get("event_type") == REPLY_EVENT
+                        and (metadata.get("event_payload") or {}).get("outbox_id") == outbox_id):
+                    log.info("thread reply already posted outbox=%d ts=%s; not posting it again", outbox_id,
+                             message["ts"])
+                    return message["ts"]
         return None
 
     def _channel(self, configured: str | None) -> str:

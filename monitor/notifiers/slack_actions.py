@@ -11,13 +11,17 @@ from sqlalchemy.exc import NoResultFound
 from monitor.clock import Clock
 from monitor.config import TeamConfig
 from monitor.models import EscalationState
-from monitor.notifiers.blocks import CLAIM, DISMISS, REASSIGN, RESOLVE
+from monitor.notifiers.blocks import BACK, CLAIM, DISMISS, REASSIGN, RESOLVE, WAIT
 from monitor.store.repository import Store
 
 log = logging.getLogger(__name__)
 
-_STATES = {CLAIM: EscalationState.claimed, REASSIGN: EscalationState.claimed,
-           RESOLVE: EscalationState.resolved, DISMISS: EscalationState.dismissed}
+_STATES = {CLAIM: EscalationState.claimed, REASSIGN: EscalationState.claimed, WAIT: EscalationState.waiting,
+           BACK: EscalationState.claimed, RESOLVE: EscalationState.resolved, DISMISS: EscalationState.dismissed}
+# What the message says happened, where the new state alone would not tell.
+_SHOWN = {REASSIGN: "reassigned", BACK: "back"}
+# A stale "Back from dept." (someone already clicked it) must not re-claim the escalation.
+_ONLY_FROM = {BACK: {EscalationState.waiting}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +77,13 @@ class ClickHandler:
             return None
         owner = self.name_of(click.selected_user) if click.action == REASSIGN else None
         try:
-            record = self.store.transition(click.escalation_id, _STATES[click.action], actor, now, owner=owner)
+            record = self.store.transition(click.escalation_id, _STATES[click.action], actor, now, owner=owner,
+                                           only_from=_ONLY_FROM.get(click.action))
         except (ValueError, NoResultFound) as exc:  # a stale button, or an escalation purged since
             log.warning("click ignored escalation=%d action=%s by=%s: %s", click.escalation_id, click.action,
                         actor, exc)
             return None
-        state = "reassigned" if click.action == REASSIGN else record.state.value
+        state = _SHOWN.get(click.action, record.state.value)
         shown = click.selected_user if click.action == REASSIGN else click.user
         self.store.queue_message(click.escalation_id, "state", now, status={
             "state": state, "user": shown, "actor": actor, "at": now.isoformat(timespec="minutes")})

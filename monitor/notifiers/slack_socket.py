@@ -31,8 +31,12 @@ class SocketModeListener:
             log.exception("interaction failed envelope=%s", request.envelope_id)
 
     def start(self) -> None:
+        # Asked once here first: a refused app token then raises to the caller's one-line error
+        # instead of the client logging the failed request with the server's answer.
+        self.client.web_client.apps_connections_open(app_token=self.client.app_token)
         self.client.connect()
         log.info("socket mode connected")
 
     def stop(self) -> None:
         self.client.close()
+        log.info("socket mode disconnected")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +14,7 @@ from monitor.models import (
     LabelledAlert,
     Author,
     Classification,
+    IN_HAND,
     EscalationState,
     MentionIn,
     Metrics,
@@ -97,6 +98,24 @@ class EscalationRecord:
     closed_at: datetime | None
     members: int
     last_alert: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change of an escalation: who moved it where, when."""
+
+    at: datetime
+    state: EscalationState
+    actor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StormSummary:
+    name: str
+    posts: int
+    first_post_at: datetime
+    last_post_at: datetime
+    peak_per_window: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,7 +625,7 @@ class Store:
             row = s.scalars(
                 select(EscalationRow).where(
                     EscalationRow.group_key == group_key,
-                    EscalationRow.state.in_([EscalationState.open.value, EscalationState.claimed.value]),
+                    EscalationRow.state.in_([state.value for state in IN_HAND]),
                 ).order_by(EscalationRow.id.desc()).limit(1)
             ).first()
             return self._escalation(s, row) if row else None
@@ -643,7 +662,7 @@ class Store:
             owner = func.coalesce(EscalationRow.owner, EscalationRow.suggested_owner)
             rows = s.execute(
                 select(owner, func.count()).where(
-                    EscalationRow.state.in_([EscalationState.open.value, EscalationState.claimed.value]),
+                    EscalationRow.state.in_([state.value for state in IN_HAND]),
                     owner.is_not(None),
                 ).group_by(owner)
             ).all()
@@ -728,25 +747,22 @@ class Store:
                                  .where(EscalationMentionRow.escalation_id == escalation_id)).all())
 
     def transition(self, escalation_id: int, to: EscalationState, actor: str | None, now: datetime,
-                   owner: str | None = None) -> EscalationRecord:
-        """Move an escalation through open -> claimed -> resolved | dismissed, recording who and when."""
+                   owner: str | None = None, only_from: Collection[EscalationState] | None = None) -> EscalationRecord:
+        """Move an escalation through open -> claimed (<-> waiting on another department) ->
+        resolved | dismissed, recording who and when in its events (the digest measures the waits)."""
         with self.session() as s:
             row = s.get_one(EscalationRow, escalation_id)
             current = EscalationState(row.state)
-            allowed = {
-                EscalationState.open: {EscalationState.claimed, EscalationState.resolved, EscalationState.dismissed},
-                EscalationState.claimed: {EscalationState.claimed, EscalationState.resolved,
-                                          EscalationState.dismissed},
-            }.get(current, set())
-            if to not in allowed:
+            if to not in _NEXT_STATES.get(current, set()) or (only_from is not None and current not in only_from):
                 raise ValueError(f"escalation {escalation_id} is {current.value}; it cannot become {to.value}")
             row.state = to.value
             row.updated_at = now
-            if to is EscalationState.claimed:
+            back = current is EscalationState.waiting and to is EscalationState.claimed and owner is None
+            if to is EscalationState.claimed and not back:  # back from the other department: still theirs
                 row.owner = owner or actor
                 row.claimed_by = actor
                 row.claimed_at = row.claimed_at or now
-            else:
+            elif to in (EscalationState.resolved, EscalationState.dismissed):
                 row.closed_by = actor
                 row.closed_at = now
             s.add(EscalationEventRow(escalation_id=row.id, at=now, actor=actor, action=to.value,
@@ -805,8 +821,8 @@ class Store:
 
     def escalations_in_hand(self) -> list[EscalationRecord]:
         with self.session() as s:
-            rows = s.scalars(select(EscalationRow).where(EscalationRow.state.in_(
-                [EscalationState.open.value, EscalationState.claimed.value])).order_by(EscalationRow.id)).all()
+            rows = s.scalars(select(EscalationRow).where(EscalationRow.state.in_([state.value for state in IN_HAND]))
+                             .order_by(EscalationRow.id)).all()
             return [self._escalation(s, r) for r in rows]
 
     def mark_sent(self, item_id: int, message_ts: str | None, now: datetime) -> None:
@@ -840,6 +856,45 @@ class Store:
             rows = s.scalars(select(EscalationRow).where(
                 EscalationRow.created_at >= start, EscalationRow.created_at < end).order_by(EscalationRow.id)).all()
             return [self._escalation(s, r) for r in rows]
+
+    def transitions(self, escalation_ids: Iterable[int]) -> dict[int, list[Transition]]:
+        """Each escalation's state changes, oldest first (opening, updates and SLA events left out)."""
+        states = {state.value for state in EscalationState}
+        found: dict[int, list[Transition]] = {}
+        with self.session() as s:
+            rows = s.scalars(select(EscalationEventRow).where(
+                EscalationEventRow.escalation_id.in_(list(escalation_ids)), EscalationEventRow.action.in_(states))
+                .order_by(EscalationEventRow.at, EscalationEventRow.id))
+            for row in rows:
+                found.setdefault(row.escalation_id, []).append(
+                    Transition(row.at, EscalationState(row.action), row.actor))
+        return found
+
+    def trigger_categories(self, escalation_ids: Iterable[int]) -> dict[int, set[str]]:
+        """The trigger categories (legal, press, churn …) found in each escalation's posts."""
+        found: dict[int, set[str]] = {}
+        with self.session() as s:
+            latest = select(func.max(ClassificationRow.id)).group_by(ClassificationRow.mention_id).scalar_subquery()
+            rows = s.execute(
+                select(EscalationMentionRow.escalation_id, ClassificationRow.triggers)
+                .join(ClassificationRow, ClassificationRow.mention_id == EscalationMentionRow.mention_id)
+                .where(EscalationMentionRow.escalation_id.in_(list(escalation_ids)), ClassificationRow.id.in_(latest)))
+            for escalation_id, triggers in rows:
+                found.setdefault(escalation_id, set()).update(t["category"] for t in triggers)
+        return found
+
+    def storms_between(self, start: datetime, end: datetime) -> list[StormSummary]:
+        """Storms detected in [start, end), from their first post to their last."""
+        with self.session() as s:
+            rows = s.execute(
+                select(StormRow.name, StormRow.last_post_at, StormRow.peak_per_window, func.count(),
+                       func.min(MentionRow.created_at))
+                .join(StormMemberRow, StormMemberRow.storm_id == StormRow.id)
+                .join(MentionRow, MentionRow.id == StormMemberRow.mention_id)
+                .where(StormRow.opened_at >= start, StormRow.opened_at < end)
+                .group_by(StormRow.id, StormRow.name, StormRow.last_post_at, StormRow.peak_per_window)
+                .order_by(StormRow.opened_at)).all()
+            return [StormSummary(name, posts, first, last, peak) for name, last, peak, posts, first in rows]
 
     def feedback_between(self, start: datetime, end: datetime) -> list[tuple[int, str]]:
         with self.session() as s:
@@ -891,6 +946,14 @@ class Store:
             s.execute(delete(MentionRow).where(MentionRow.id.in_(ids)))
             s.execute(delete(SnapshotRow).where(SnapshotRow.observed_at < cutoff))
             return len(ids)
+
+
+_NEXT_STATES = {
+    EscalationState.open: {EscalationState.claimed, EscalationState.resolved, EscalationState.dismissed},
+    EscalationState.claimed: {EscalationState.claimed, EscalationState.waiting, EscalationState.resolved,
+                              EscalationState.dismissed},
+    EscalationState.waiting: {EscalationState.claimed, EscalationState.resolved, EscalationState.dismissed},
+}
 
 
 def _queue(s: Session, escalation_id: int, kind: str, now: datetime, status: dict | None, text: str | None) -> int:

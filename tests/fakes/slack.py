@@ -170,6 +170,25 @@ class FakeSlack(FakeApi):
                                                                else {})}
             for m in newest_first[:limit]]})
 
+    def _conversations_replies(self, args: dict) -> Reply:
+        """The thread's parent, then its replies oldest first, `limit` a page (cursor: the offset)."""
+        if denied := self._needs("channels:history"):
+            return denied
+        channel_id = self._channel_id(args.get("channel", ""))
+        if channel_id is None:
+            return self._error("channel_not_found")
+        parent = args.get("ts")
+        thread = [m for m in self.messages if m.channel == channel_id and parent in (m.ts, m.thread_ts)]
+        if not any(m.ts == parent for m in thread):
+            return self._error("thread_not_found")
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        offset, limit = int(args.get("cursor") or 0), int(args.get("limit") or 1000)
+        page, rest = thread[offset:offset + limit], thread[offset + limit:]
+        return Reply.json({"ok": True, "has_more": bool(rest), "messages": [
+            {"type": "message", "ts": m.ts, "text": m.text, **({"thread_ts": m.thread_ts} if m.thread_ts else {}),
+             **({"metadata": m.metadata} if with_metadata and m.metadata else {})} for m in page],
+            "response_metadata": {"next_cursor": str(offset + limit) if rest else ""}})
+
     def _chat_update(self, args: dict) -> Reply:
         target = next((m for m in self.messages if m.ts == args.get("ts") and m.channel == args.get("channel")), None)
         if target is None:

@@ -19,6 +19,7 @@ class FakeSocketMode:
     def __init__(self) -> None:
         self.acks: list[dict] = []
         self.connections = 0
+        self.disconnections = 0
         self._outgoing: queue.Queue[str] = queue.Queue()
         self._acked = threading.Condition()
         self._server = serve(self._session, "127.0.0.1", 0)
@@ -43,6 +44,11 @@ class FakeSocketMode:
                 raise AssertionError(f"envelope {envelope_id} was never acknowledged")
             return next(a for a in self.acks if a.get("envelope_id") == envelope_id)
 
+    def wait_for_disconnect(self, timeout: float = 20) -> None:
+        with self._acked:
+            if not self._acked.wait_for(lambda: self.disconnections == self.connections > 0, timeout):
+                raise AssertionError("the client never disconnected")
+
     def close(self) -> None:
         self._server.shutdown()
 
@@ -65,4 +71,6 @@ class FakeSocketMode:
                 except queue.Empty:
                     pass
         except ConnectionClosed:
-            return
+            with self._acked:
+                self.disconnections += 1
+                self._acked.notify_all()
