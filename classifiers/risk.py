@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from classifiers.virality import ViralityForecaster
+from classifiers.virality.defaults import default_forecaster
 from monitor.models import RiskAssessment, RiskFeatures, Severity, Snapshot
 
 
@@ -44,7 +45,7 @@ class RiskScorer:
     def __init__(self, weights: RiskWeights | None = None, forecaster: ViralityForecaster | None = None,
                  repeat_contact_min_posts: int = 3):
         self.weights = weights or RiskWeights()
-        self.forecaster = forecaster or ViralityForecaster()
+        self.forecaster = forecaster or default_forecaster()
         self.repeat_contact_min_posts = repeat_contact_min_posts
 
     def assess(self, f: RiskFeatures, severity_for) -> RiskAssessment:

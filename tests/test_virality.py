@@ -19,6 +19,8 @@ from classifiers.risk import RiskScorer
 from classifiers.virality import ViralityForecaster
 from classifiers.virality.baselines import Naive, SzaboHuberman
 from classifiers.virality.cascades import Cascade, CascadeFileError, load_cascades
+from classifiers.virality.defaults import default_forecaster
+from classifiers.virality.lognormal import TruncatedLogNormal
 from classifiers.virality.observation import MAX_SHARES, from_events, from_snapshots
 from classifiers.virality.seismic import (
     C,
@@ -42,7 +44,8 @@ def snaps(*points: tuple[float, int]) -> list[Snapshot]:
 
 
 def forecast(snapshots, minutes_now: float, followers: int | None = 500) -> float:
-    return ViralityForecaster().forecast(snapshots, T0, T0 + timedelta(minutes=minutes_now), followers)
+    """The shipped forecaster's, as the pipeline runs it."""
+    return default_forecaster().forecast(snapshots, T0, T0 + timedelta(minutes=minutes_now), followers)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def test_clock_skew_snapshot_before_post():
 def test_all_snapshots_at_the_moment_of_posting():
     observation = from_snapshots(snaps((-5, 3), (-1, 7), (0, 9)), T0, T0 + timedelta(minutes=1))
     assert observation.age == 0.0 and observation.seen == 9
-    assert ViralityForecaster().predict(observation) >= 9
+    assert default_forecaster().predict(observation) >= 9
 
 
 def test_deleted_reposts_keep_the_highest_count():
@@ -110,7 +113,7 @@ def test_deleted_reposts_keep_the_highest_count():
 
 def test_deleted_post_stops_growing():
     observation = from_snapshots(snaps((2, 10), (5, 30), (10, 0)), T0, T0 + timedelta(minutes=10))
-    forecaster = ViralityForecaster()
+    forecaster = default_forecaster()
     assert observation.removed
     assert forecaster.predict(observation) == 30
     assert not forecaster.will_double(observation)
@@ -297,34 +300,120 @@ def test_missing_and_empty_cascade_files(tmp_path):
 
 # --- the fitted forecaster ----------------------------------------------------------------------------
 
-def test_fitted_forecaster_is_bounded_and_uses_what_it_has(events, delays):
-    forecaster = ViralityForecaster(n_estimators=20, min_samples_leaf=5).fit(events, [600])
-    assert set(forecaster.models_) == {"counts", "author", "followers"}
+@pytest.fixture(scope="module")
+def fitted(events):
+    return ViralityForecaster(n_estimators=20, max_rounds=20, min_samples_leaf=5).fit(events, [600])
+
+
+def test_fitted_forecaster_is_bounded_and_uses_what_it_has(events, delays, fitted):
+    assert set(fitted.models_) == {"counts", "author", "followers"}
+    assert all(0 <= rounds <= 20 for rounds in fitted.rounds_.values())
     for cascade in events + delays:
         observation = cascade.observe(600)
-        value = forecaster.predict(observation)
+        value = fitted.predict(observation)
         assert observation.seen <= value <= MAX_SHARES
-        assert isinstance(forecaster.will_double(observation), bool)
+        assert isinstance(fitted.will_double(observation), bool)
     # Snapshots with the author's followers use the model fitted without the sharers' followers.
-    assert forecaster.forecast(snaps((2, 3), (10, 9)), T0, T0 + timedelta(minutes=10), 800) >= 9
+    assert fitted.forecast(snaps((2, 3), (10, 9)), T0, T0 + timedelta(minutes=10), 800) >= 9
+
+
+def test_fitted_forecaster_on_snapshots_as_apis_send_them(fitted):
+    def fitted_forecast(snapshots, minutes_now, followers=500):
+        return fitted.forecast(snapshots, T0, T0 + timedelta(minutes=minutes_now), followers)
+
+    assert fitted_forecast([], 30) == 0.0
+    assert 12 <= fitted_forecast(snaps((10, 12)), 10) < MAX_SHARES
+    ordered = snaps((2, 5), (5, 15), (10, 28))
+    assert fitted_forecast(list(reversed(ordered)), 10) == fitted_forecast(ordered, 10) >= 28
+    assert fitted_forecast(snaps((-3, 4), (5, 10), (10, 20)), 10) >= 20
+    assert fitted_forecast(snaps((2, 10), (5, 30), (10, 0)), 10) == 30
+    assert fitted_forecast(snaps((2, 10), (5, 10**12)), 5) == MAX_SHARES
+    assert fitted_forecast(snaps((2, 10), (5, 30)), 5, followers=None) >= 30
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        points = sorted(rng.uniform(-10, 120, rng.integers(1, 8)))
+        counts = rng.integers(-50, 5000, len(points))
+        value = fitted_forecast(snaps(*zip(points, counts.tolist())), 120)
+        assert 0 <= value <= MAX_SHARES and math.isfinite(value)
+
+
+def test_fitted_forecaster_trusts_the_parametric_model_on_too_few_cascades(events):
+    forecaster = ViralityForecaster(n_estimators=5, inner_folds=3).fit(events[:5], [600])
+    assert set(forecaster.rounds_.values()) == {0}
+    assert all(model.correction is None for model in forecaster.models_.values())
 
 
 def test_forecaster_fitted_without_followers_still_forecasts_events(events, delays):
-    forecaster = ViralityForecaster(n_estimators=20, min_samples_leaf=5).fit(delays)
+    forecaster = ViralityForecaster(n_estimators=20, max_rounds=20, min_samples_leaf=5).fit(delays)
     assert set(forecaster.models_) == {"counts"}
     assert forecaster.predict(events[0].observe(600)) >= events[0].observe(600).seen
 
 
-def test_forecaster_learns_doubling_from_its_training_cascades():
-    # Early risers end at 10x what is seen at 10 min; late ones are already done.
+def _risers_and_finished():
+    """Early risers end at 10x what is seen at 10 min; late ones are already done. Their counts so
+    far look alike to the parametric model (age, self-exciting growth); only the trees tell them apart."""
     rising = [Cascade(f"r{i}", np.concatenate([np.arange(60, 600, 60.0), np.linspace(3600, 7200, 81)]), 90)
               for i in range(10)]
     done = [Cascade(f"d{i}", np.arange(30, 600, 30.0), 19) for i in range(10)]
+    return rising, done
+
+
+def test_forecaster_learns_doubling_from_its_training_cascades():
+    rising, done = _risers_and_finished()
     forecaster = ViralityForecaster(n_estimators=30, min_samples_leaf=2, train_ages=[300, 600]).fit(rising + done)
     assert forecaster.will_double(rising[0].observe(600))
     assert not forecaster.will_double(done[0].observe(600))
 
 
+def test_trees_correct_what_the_parametric_model_misses():
+    rising, done = _risers_and_finished()
+    settings = dict(n_estimators=30, min_samples_leaf=2, train_ages=[300, 600])
+    parametric = ViralityForecaster(max_rounds=0, **settings).fit(rising + done)
+    assert parametric.predict(rising[0].observe(600)) == pytest.approx(parametric.predict(done[0].observe(600)), rel=0.05)
+    corrected = ViralityForecaster(**settings).fit(rising + done)
+    assert corrected.rounds_["counts"] > 0
+    assert corrected.predict(rising[0].observe(600)) > 60 and corrected.predict(done[0].observe(600)) < 25
+
+
 def test_fit_without_any_share_is_an_error():
     with pytest.raises(ValueError, match="nothing to fit"):
         ViralityForecaster().fit([Cascade("late", np.array([90_000.0]), 1)], [600])
+
+
+# --- the truncated log-normal -------------------------------------------------------------------------
+
+def _truncated_sample(n=4000, floor=150.0, seed=1):
+    """ln final = ln seen + 1 + 0.5 x + normal(0, 0.4), kept only where final >= floor."""
+    rng = np.random.default_rng(seed)
+    seen = np.exp(rng.uniform(0, 5, n))
+    x = rng.normal(size=n)
+    final = seen * np.exp(1 + 0.5 * x + rng.normal(0, 0.4, n))
+    keep = final >= floor
+    return x[keep, None], seen[keep], np.full(keep.sum(), 3600.0), final[keep]
+
+
+def test_truncated_log_normal_recovers_the_model_behind_a_floor():
+    X, seen, age, final = _truncated_sample()
+    model = TruncatedLogNormal(ridge=0).fit(X, seen, age, final)
+    assert model.log_floor_ == pytest.approx(math.log(final.min()))
+    slope = model.coef_[1] / model.scale_[0]
+    intercept = model.coef_[0] - slope * model.mean_[0]
+    assert (intercept, slope, math.exp(model.spread_[0])) == pytest.approx((1, 0.5, 0.4), abs=0.05)
+    # Least squares on the same rows is biased by the floor: growth too high, too flat.
+    ols_slope, ols_intercept = np.polyfit(X[:, 0], np.log(final / seen), 1)
+    assert ols_intercept > 1.1 and ols_slope < 0.47
+
+
+def test_truncated_log_normal_quantiles():
+    X, seen, age, final = _truncated_sample()
+    model = TruncatedLogNormal().fit(X, seen, age, final)
+    grid = np.array([[-3.0], [0.0], [3.0]])
+    small = np.array([1.0, 1.0, 1.0])
+    low, median, high = (model.quantile(grid, small, np.full(3, 3600.0), q) for q in (0.1, 0.5, 0.9))
+    assert np.all(low <= median) and np.all(median <= high)
+    # Far below the floor, every quantile sits just above it; nothing overflows.
+    assert np.all(low >= model.log_floor_) and np.all(np.isfinite(high))
+    far = model.quantile(np.array([[-40.0]]), np.array([1.0]), np.array([3600.0]), 0.5)
+    assert far[0] == pytest.approx(model.log_floor_)
+    # Seen above the floor: never below what is seen.
+    assert model.quantile(np.array([[-3.0]]), np.array([1e6]), np.array([3600.0]), 0.01)[0] >= math.log(1e6)

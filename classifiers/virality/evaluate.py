@@ -7,7 +7,8 @@ doubled). Forecasts are clamped to [seen, MAX_SHARES] before scoring, so SEISMIC
 forecast for a supercritical cascade counts as MAX_SHARES.
 
 Calibrated parameters (Szabo-Huberman's growth, SEISMIC's scale, the project forecaster's model)
-are the shipped ones (the project forecaster ships unfitted), or are fitted on the `fit`
+are the shipped ones (the project forecaster ships in its unfitted form, with a scale per age
+fitted on Twitter15), or are fitted on the `fit`
 cascades, or, with `folds`, on the other folds of the scored file itself, so that no cascade is
 scored by a model fitted on it. Fitted, the project forecaster also learns the size distribution
 of its training cascades: right when the scored cascades come from the same population.
@@ -23,7 +24,7 @@ import numpy as np
 
 from classifiers.virality.baselines import Naive, SzaboHuberman
 from classifiers.virality.cascades import Cascade
-from classifiers.virality.defaults import default_szabo_huberman
+from classifiers.virality.defaults import default_forecaster, default_szabo_huberman
 from classifiers.virality.forecaster import ViralityForecaster
 from classifiers.virality.observation import MAX_SHARES
 from classifiers.virality.seismic import Seismic
@@ -57,7 +58,7 @@ class Result:
 def _fitted(cascades: Sequence[Cascade] | None, ages: Sequence[float]) -> dict:
     if cascades is None:
         return {"naive": Naive(), "szabo_huberman": default_szabo_huberman(), "seismic": Seismic(),
-                "project": ViralityForecaster()}
+                "project": default_forecaster()}
     with_followers = all(Seismic.applies(c.observe(0.0)) for c in cascades)
     return {"naive": Naive(), "szabo_huberman": SzaboHuberman().fit(cascades, ages),
             "seismic": Seismic().fit(cascades, ages) if with_followers else Seismic(),
