@@ -115,3 +115,16 @@ def test_post_classifier_reads_dutch_with_the_head():
     assert dutch.lang == "nl" and english.lang == "en"
     assert dutch.model == english.model and dutch.model.startswith("minilm-l6-lora+nl-ngram")
     assert english.sentiment == "positive"
+
+
+def test_near_copies_of_scored_posts_are_found():
+    from classifiers.training import drop_near_duplicates, near_duplicate_mask
+
+    scored = ["Also the correct Top 5 is Eminem, Jay-Z, 2Pac and Ice Cube in that order", "I want IHOP tomorrow morning"]
+    training = [("\"Also the correct top 5 is Eminem, Jay-Z, 2Pac and Ice Cube in that order with\"", "neutral"),
+                ("i want IHOP tomorrow morning :(", "negative"),
+                ("Ice Cube's son better be in the new Friday movie", "neutral"),  # same topic, another post
+                ("@glaslijn internet ligt er weer uit", "negative")]
+    assert near_duplicate_mask([t for t, _ in training], scored).tolist() == [True, True, False, False]
+    assert drop_near_duplicates(training, scored) == training[2:]
+    assert near_duplicate_mask([], scored).shape == (0,) and not near_duplicate_mask(["x"], []).any()
