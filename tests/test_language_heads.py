@@ -128,3 +128,45 @@ def test_near_copies_of_scored_posts_are_found():
     assert near_duplicate_mask([t for t, _ in training], scored).tolist() == [True, True, False, False]
     assert drop_near_duplicates(training, scored) == training[2:]
     assert near_duplicate_mask([], scored).shape == (0,) and not near_duplicate_mask(["x"], []).any()
+
+
+def _public_data(folder):
+    """The layout of ../shared/data, a few rows per file."""
+    sentiment = folder / "sentiment"
+    (sentiment / "umsab").mkdir(parents=True)
+    (folder / "complaints").mkdir()
+    rows = "".join(f"{label}\t{text}\n" for text, label in TRAIN)
+    (sentiment / "semeval_2013_2016_train.tsv").write_text(
+        "id\tlabel\ttext\tsplit\n" + "".join(f"{i}\t{label}\t{text}\ttrain\n" for i, (text, label) in enumerate(TRAIN)))
+    (sentiment / "tweeteval_val.tsv").write_text("label\ttext\n" + rows)
+    for lang in ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish"):
+        for split in ("train", "val"):
+            (sentiment / "umsab" / f"{lang}_{split}.tsv").write_text("label\ttext\n" + rows)
+    (sentiment / "dutch_tweets_polarity.tsv").write_text("label\ttext\n" + rows * 2)
+    (folder / "complaints" / "complaints_dev.tsv").write_text(
+        "id\ttext\tis_complaint\tdomain\n1\tmy order never arrived\t1\tretail\n2\tnice weather\t0\tnone\n")
+    return folder
+
+
+def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    data = _public_data(tmp_path / "data")
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(tmp_path / "models"),
+                                      "--heads-only", "--folds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["dutch_head_cross_validated"]["n"] == 2 * len(TRAIN) and "recipe" not in report
+    head = NgramSentiment.load(tmp_path / "models" / "nl_sentiment.json.gz", lexicon)
+    assert head.predict(["echt slecht en waardeloos"]) == ["negative"]
+
+
+def test_train_names_a_missing_data_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--heads-only"])
+    assert result.exit_code == 2 and "--data" in result.output
