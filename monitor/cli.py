@@ -462,7 +462,7 @@ def train(
         started = time.perf_counter()
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("training", total=None)
-            model = train_model(corpus, dutch=corpus.dutch, complaints=corpus.complaints, device=device,
+            model = train_model(corpus, complaints=corpus.complaints, device=device,
                                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                                 **RECIPE)
         report["train_seconds"] = round(time.perf_counter() - started)
