@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
@@ -49,3 +51,12 @@ def acme_config(fake: FakeSlack, **overrides):
 
 def session_for(config):
     return connect(config, ENV)
+
+
+def wait_until(predicate, timeout: float = 20) -> None:
+    """Clicks are handled on the listener's thread just after their acknowledgement."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timedelta, timezone
 
 import yaml
@@ -22,7 +21,7 @@ from monitor.store.repository import Store
 from monitor.store.schema import EscalationEventRow, FeedbackRow, OutboxRow
 from tests.fakes.slack import APP_TOKEN, TOKEN, FakeSlack, Message
 from tests.fakes.slack_socket import FakeSocketMode
-from tests.slacking import ENV, demo_config, fake_slack, session_for, socket_fake  # noqa: F401 - fixtures
+from tests.slacking import ENV, demo_config, fake_slack, session_for, socket_fake, wait_until  # noqa: F401 - fixtures
 from tests.support import T0, config_dict, small_threat_scenario, write_scenario
 
 WEEK = "2026-W47"  # the scenario runs on Friday 2026-11-20
@@ -64,15 +63,6 @@ def suggested_owner(message: Message) -> str:
 
 def escalation_of(message: Message) -> int:
     return int(message.blocks[-1]["block_id"].split(":")[1])
-
-
-def wait_until(predicate, timeout: float = 20) -> None:
-    """A click is handled on the listener's thread just after its acknowledgement."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 class Agents:

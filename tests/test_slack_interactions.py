@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +14,7 @@ from monitor.notifiers.slack_socket import SocketModeListener
 from monitor.pipeline.deliver import deliver_pending
 from monitor.store.schema import EscalationEventRow, FeedbackRow, OutboxRow
 from tests.fakes.slack import APP_TOKEN
-from tests.slacking import acme_config, fake_slack, session_for, socket_fake  # noqa: F401 - fixtures
+from tests.slacking import acme_config, fake_slack, session_for, socket_fake, wait_until  # noqa: F401 - fixtures
 from tests.support import T0
 from tests.test_slack import alert_payload, open_escalation
 
@@ -48,15 +47,6 @@ def click(action: str, escalation_id: int, user: str, selected_user: str | None 
         element.update(type="users_select", selected_user=selected_user)
     return {"type": "block_actions", "user": {"id": user, "username": user.lower()},
             "container": {"type": "message"}, "actions": [element]}
-
-
-def wait_until(predicate, timeout: float = 20) -> None:
-    """Clicks are handled on the listener's thread just after their ack."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def state_rewrites(store, escalation_id: int) -> int:
