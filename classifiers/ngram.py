@@ -62,11 +62,10 @@ class NgramSentiment:
         counts = self.lexicon.matrix(texts)
         return np.log1p(counts)  # counts are >= 0; the log keeps one long rant from dominating
 
-    def _features(self, texts: Sequence[str]):
-        texts = [normalise_post(t) for t in texts]
+    def _features(self, normalised: Sequence[str]):
         chars, words = self._vectorizers
-        return hstack([chars.transform(texts), words.transform(texts),
-                       csr_matrix(self._lexicon_columns(texts))]).tocsr()
+        return hstack([chars.transform(normalised), words.transform(normalised),
+                       csr_matrix(self._lexicon_columns(normalised))]).tocsr()
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> NgramSentiment:
         if len(texts) != len(labels) or len(set(labels)) < 2:
@@ -78,7 +77,7 @@ class NgramSentiment:
         self._vectorizers = (chars, words)
         # Balanced: the corpora we learn from are small and their class mix is not the brand's.
         self._model = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced")
-        self._model.fit(self._features(texts), list(labels))
+        self._model.fit(self._features(normalised), list(labels))
         self.classes_ = tuple(str(c) for c in self._model.classes_)
         return self
 
@@ -87,7 +86,7 @@ class NgramSentiment:
             raise NgramModelError("this language head is not fitted")
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        return self._model.predict_proba(self._features(texts))
+        return self._model.predict_proba(self._features([normalise_post(t) for t in texts]))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.classes_[i] for i in self.predict_proba(texts).argmax(axis=1)]

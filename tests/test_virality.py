@@ -43,6 +43,14 @@ def snaps(*points: tuple[float, int]) -> list[Snapshot]:
     return [Snapshot(T0 + timedelta(minutes=m), Metrics(reposts=r)) for m, r in points]
 
 
+def broken_histories(seed: int, n: int):
+    """Snapshot lists as a broken API might give them: 1-7 polls, before the post, negative counts."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        points = sorted(rng.uniform(-10, 120, rng.integers(1, 8)))
+        yield snaps(*zip(points, rng.integers(-50, 5000, len(points)).tolist()))
+
+
 def forecast(snapshots, minutes_now: float, followers: int | None = 500) -> float:
     """The shipped forecaster's, as the pipeline runs it."""
     return default_forecaster().forecast(snapshots, T0, T0 + timedelta(minutes=minutes_now), followers)
@@ -127,11 +135,8 @@ def test_absurd_counts_are_clamped_and_logged(caplog):
 
 
 def test_negative_counts_never_give_a_negative_forecast():
-    rng = np.random.default_rng(3)
-    for _ in range(200):
-        points = sorted(rng.uniform(-10, 120, rng.integers(1, 8)))
-        counts = rng.integers(-50, 5000, len(points))
-        value = forecast(snaps(*zip(points, counts.tolist())), 120)
+    for history in broken_histories(seed=3, n=200):
+        value = forecast(history, 120)
         assert 0 <= value <= MAX_SHARES and math.isfinite(value)
 
 
@@ -329,11 +334,8 @@ def test_fitted_forecaster_on_snapshots_as_apis_send_them(fitted):
     assert fitted_forecast(snaps((2, 10), (5, 30), (10, 0)), 10) == 30
     assert fitted_forecast(snaps((2, 10), (5, 10**12)), 5) == MAX_SHARES
     assert fitted_forecast(snaps((2, 10), (5, 30)), 5, followers=None) >= 30
-    rng = np.random.default_rng(4)
-    for _ in range(50):
-        points = sorted(rng.uniform(-10, 120, rng.integers(1, 8)))
-        counts = rng.integers(-50, 5000, len(points))
-        value = fitted_forecast(snaps(*zip(points, counts.tolist())), 120)
+    for history in broken_histories(seed=4, n=50):
+        value = fitted_forecast(history, 120)
         assert 0 <= value <= MAX_SHARES and math.isfinite(value)
 
 
