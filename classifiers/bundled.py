@@ -1,9 +1,12 @@
-"""The bundled default model: the MiniLM transformer, with language heads where it reads poorly.
+"""The bundled default model: the MiniLM transformer, its complaint head, and language heads
+where it reads poorly.
 
-The transformer answers every task for every language in one encoder pass. For a language
-with a head (`classifiers/models/{lang}_sentiment.json.gz`, trained by `escalation-monitor train`),
-that head's sentiment replaces the transformer's: the encoder's English vocabulary reads Dutch
-polarity worse (macro-F1 0.40 cross-validated) than n-grams learnt from 899 Dutch posts (0.65).
+One encoder pass gives sentiment for every language and the layer features the complaint head
+reads (`classifiers/models/complaint_head.json.gz`). For a language with a head
+(`classifiers/models/{lang}_sentiment.json.gz`), that head's sentiment replaces the
+transformer's: the encoder's English vocabulary reads Dutch polarity worse (macro-F1 0.40
+cross-validated) than n-grams learnt from 899 Dutch posts (0.65). `escalation-monitor train`
+writes all three files.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers.complaint_head import ComplaintHead, ComplaintHeadError
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramSentiment
 
 MODELS_DIR = DEFAULT_WEIGHTS.parent
 HEAD_SUFFIX = "_sentiment.json.gz"
+COMPLAINT_HEAD = MODELS_DIR / "complaint_head.json.gz"
 
 
 def language_head_path(language: str, folder: Path = MODELS_DIR) -> Path:
@@ -34,12 +39,18 @@ def load_language_heads(lexicon: Lexicon, folder: Path = MODELS_DIR) -> dict[str
 class BundledModel:
     """Sentiment and complaint probabilities; `langs` (one ISO code or None per text) picks the heads."""
 
-    def __init__(self, transformer: MiniLMClassifier, language_heads: Mapping[str, NgramSentiment]):
+    def __init__(self, transformer: MiniLMClassifier, complaint_head: ComplaintHead,
+                 language_heads: Mapping[str, NgramSentiment]):
         self.transformer = transformer
+        self.complaint_head = complaint_head
         self.language_heads = dict(language_heads)
         for lang, head in self.language_heads.items():
             if set(head.classes_) != set(SENTIMENT_LABELS):
                 raise ValueError(f"language head {lang!r} has labels {head.classes_}, expected {SENTIMENT_LABELS}")
+        if complaint_head.adapter != transformer.version:
+            # Features of another adapter mean other numbers: a silently wrong complaint score.
+            raise ComplaintHeadError(f"the complaint head was fitted on adapter {complaint_head.adapter!r}, not on "
+                                     f"{transformer.version!r} ({transformer.weights}): run `escalation-monitor train --heads-only`")
 
     @property
     def name(self) -> str:
@@ -50,9 +61,10 @@ class BundledModel:
         return "+".join([self.transformer.version, *(self.language_heads[k].version for k in sorted(self.language_heads))])
 
     def predict_all(self, texts: Sequence[str], langs: Sequence[str | None]) -> dict[str, np.ndarray]:
+        """{"sentiment": (n, 3) in SENTIMENT_LABELS order, "complaint": (n, 2) as ("no", "yes")}."""
         if len(langs) != len(texts):
             raise ValueError("need one language (or None) per text")
-        out = self.transformer.predict_all(texts)
+        out = self.transformer.predict_all(texts, feature_heads={"complaint": self.complaint_head.predict_proba})
         for lang, head in self.language_heads.items():
             rows = [i for i, code in enumerate(langs) if code == lang]
             if rows:
@@ -60,3 +72,9 @@ class BundledModel:
                 order = [head.classes_.index(label) for label in SENTIMENT_LABELS]
                 out["sentiment"][rows] = probs[:, order]
         return out
+
+
+def load_bundled(lexicon: Lexicon, folder: Path = MODELS_DIR, quantize: bool = True) -> BundledModel:
+    """The shipped model: adapter, complaint head and language heads from `folder`."""
+    return BundledModel(MiniLMClassifier(folder / DEFAULT_WEIGHTS.name, quantize=quantize),
+                        ComplaintHead.load(folder / COMPLAINT_HEAD.name), load_language_heads(lexicon, folder))

@@ -35,6 +35,14 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
 }
 # Every linear layer of a BERT block gets a low-rank update.
 LORA_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+# Encoder layers whose mean-pooled outputs feed the complaint head: with the middle layers as well as
+# the last, a linear model on the bare encoder found complaints better (cross-validated macro-F1
+# 0.853 against 0.826 on the last layer alone).
+FEATURE_LAYERS = (2, 3, 4, 5, 6)
+
+
+# A head on the encoder's features: (n, width) features -> (n, classes) probabilities.
+FeatureHead = Callable[[np.ndarray], np.ndarray]
 
 
 class ModelError(RuntimeError):
@@ -116,9 +124,14 @@ class _Network:
             module.to(device)
 
     def pooled(self, input_ids, attention_mask):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.pooled_layers(input_ids, attention_mask, ())[0]
+
+    def pooled_layers(self, input_ids, attention_mask, layers: Sequence[int]):
+        """Mean over the tokens of the last layer's output and of each of `layers` (0: embeddings)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=bool(layers))
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        count = mask.sum(1).clamp(min=1.0)
+        return (out.last_hidden_state * mask).sum(1) / count, [(out.hidden_states[k] * mask).sum(1) / count for k in layers]
 
 
 class MiniLMClassifier:
@@ -185,23 +198,44 @@ class MiniLMClassifier:
         labels = self.classes(task)
         return [labels[i] for i in self.predict_proba(texts, task).argmax(axis=1)]
 
-    def predict_all(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Probabilities for every task from one encoder pass, in the order of `texts`."""
+    def predict_all(self, texts: Sequence[str], features: bool = False,
+                    feature_heads: Mapping[str, FeatureHead] | None = None) -> dict[str, np.ndarray]:
+        """Probabilities for every task from one encoder pass, in the order of `texts`.
+
+        Heads fitted outside the adapter (the complaint head) read each text's `FEATURE_LAYERS`
+        outputs, mean-pooled and concatenated: with `features`, out["features"] holds them; each
+        of `feature_heads` (name -> function of a batch's features giving probabilities) is applied
+        batch by batch instead, so no features are kept, and gives out[name]."""
         torch = _torch()
         spec = self._spec()
         net = self._inference_net()
+        feature_heads = dict(feature_heads or {})
+        layers = FEATURE_LAYERS if features or feature_heads else ()
+        width = len(layers) * net.encoder.config.hidden_size
         out = {t: np.zeros((len(texts), len(labels)), dtype=np.float32) for t, labels in spec.tasks.items()}
-        if not texts:
-            return out
-        encoded = self._encode(texts)
-        bias = {t: torch.tensor(spec.logit_bias.get(t, [0.0] * len(spec.tasks[t]))) for t in spec.tasks}
-        with torch.inference_mode():
-            for rows in length_sorted_batches(encoded, self.batch_size):
-                ids, mask = pad([encoded[i] for i in rows])
-                pooled = net.pooled(ids, mask)
-                for task, head in net.heads.items():
-                    probs = torch.softmax(head(pooled).float() + bias[task], dim=-1).numpy()
-                    out[task][rows] = probs
+        if features:
+            out["features"] = np.zeros((len(texts), width), dtype=np.float32)
+        extra: dict[str, list] = {name: [] for name in feature_heads}
+        if texts:
+            encoded = self._encode(texts)
+            bias = {t: torch.tensor(spec.logit_bias.get(t, [0.0] * len(spec.tasks[t]))) for t in spec.tasks}
+            with torch.inference_mode():
+                for rows in length_sorted_batches(encoded, self.batch_size):
+                    ids, mask = pad([encoded[i] for i in rows])
+                    pooled, per_layer = net.pooled_layers(ids, mask, layers)
+                    for task, head in net.heads.items():
+                        out[task][rows] = torch.softmax(head(pooled).float() + bias[task], dim=-1).numpy()
+                    if layers:
+                        batch = torch.cat(per_layer, dim=1).float().numpy()
+                        if features:
+                            out["features"][rows] = batch
+                        for name, apply in feature_heads.items():
+                            extra[name].append((rows, apply(batch)))
+        for name, apply in feature_heads.items():
+            parts = extra[name] or [([], apply(np.zeros((0, width), dtype=np.float32)))]  # no texts: the head's width
+            out[name] = np.zeros((len(texts), parts[0][1].shape[1]), dtype=np.float32)
+            for rows, probs in parts:
+                out[name][rows] = probs
         return out
 
     # -- training -----------------------------------------------------------------------

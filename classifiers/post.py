@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.bundled import BundledModel, load_language_heads
+from classifiers.bundled import BundledModel, load_bundled
 from classifiers.hub import HubSentiment
 from classifiers.language import LanguageIdentifier
 from classifiers.lexicon import Lexicon, LexiconComplaint, LexiconSentiment
-from classifiers.minilm import MiniLMClassifier
 from classifiers.triggers import TriggerDetector
 from monitor.models import Classification, StoredMention
 
@@ -36,14 +35,14 @@ class _BundledTask:
     """One task of the bundled model, for the names and labels a classification records."""
 
     def __init__(self, model: BundledModel, task: str):
-        self.classes_ = model.transformer.classes(task) if task == "sentiment" else ("0", "1")
-        self.name = model.name if task == "sentiment" else model.transformer.name
-        self.version = model.version if task == "sentiment" else model.transformer.version
+        part = model if task == "sentiment" else model.complaint_head
+        self.classes_ = model.transformer.classes(task) if task == "sentiment" else model.complaint_head.classes_
+        self.name, self.version = part.name, part.version
 
 
 class PostClassifier:
-    """`sentiment_model`: "bundled" (the shipped MiniLM adapter, which also detects complaints,
-    with language heads for the languages it reads poorly),
+    """`sentiment_model`: "bundled" (the shipped MiniLM adapter, with its complaint head and
+    language heads for the languages it reads poorly),
     "lexicon" (the fast rule baseline), or a Hugging Face model name or directory."""
 
     def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "lexicon",
@@ -51,7 +50,7 @@ class PostClassifier:
         lexicon = Lexicon(config_dir / "lexicons")
         self._bundled: BundledModel | None = None
         if sentiment_model == "bundled":
-            self._bundled = BundledModel(MiniLMClassifier(), load_language_heads(lexicon))
+            self._bundled = load_bundled(lexicon)
             self.sentiment = _BundledTask(self._bundled, "sentiment")
             self.complaint = _BundledTask(self._bundled, "complaint")
         elif sentiment_model == "lexicon":

@@ -432,20 +432,22 @@ def _scores_timed(rows: list[dict[str, str]], model: str | None):
 def train(
     data: Annotated[Path, typer.Option(help="The public data folder (holding sentiment/ and complaints/).")] = Path(
         "../shared/data"),
-    out: Annotated[Path, typer.Option(help="Where to write the adapter.")] = Path(
+    out: Annotated[Path, typer.Option(help="Where to write the adapter (with --heads-only: the adapter to read).")] = Path(
         "classifiers/models/minilm_adapter.safetensors"),
-    heads_dir: Annotated[Path, typer.Option(help="Where to write the language heads.")] = Path("classifiers/models"),
-    heads_only: Annotated[bool, typer.Option("--heads-only", help="Train only the language heads (seconds).")] = False,
+    heads_dir: Annotated[Path, typer.Option(help="Where to write the complaint and language heads.")] = Path(
+        "classifiers/models"),
+    heads_only: Annotated[bool, typer.Option("--heads-only", help="Keep the adapter; refit only the heads (a minute).")] = False,
     device: Annotated[str, typer.Option(help="cpu, or cuda where a GPU is lent.")] = "cpu",
-    folds: Annotated[int, typer.Option(min=0, help="Also cross-validate Dutch and complaints over this many folds.")] = 0,
+    folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds.")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Train the bundled model (adapter and language heads) from the public data, and report what it
-    scores on held-out files."""
-    from classifiers.bundled import language_head_path
+    """Train the bundled model (adapter, complaint head, language heads) from the public data, and
+    report what it scores on held-out files."""
+    from classifiers.bundled import COMPLAINT_HEAD, language_head_path
     from classifiers.lexicon import Lexicon
-    from classifiers.training import (RECIPE, Corpus, DataError, cross_validate, cross_validate_dutch_head,
-                                      evaluate, train_dutch_head)
+    from classifiers.minilm import MiniLMClassifier, ModelError
+    from classifiers.training import (RECIPE, Corpus, DataError, cross_validate_complaint_head,
+                                      cross_validate_dutch_head, evaluate, train_complaint_head, train_dutch_head)
     from classifiers.training import train as train_model
 
     try:
@@ -457,20 +459,29 @@ def train(
     report: dict = {"dutch_head": str(train_dutch_head(corpus.dutch, lexicon).save(language_head_path("nl", heads_dir)))}
     if folds > 1:
         report["dutch_head_cross_validated"] = cross_validate_dutch_head(corpus, lexicon, folds)
-    if not heads_only:
+    if heads_only:
+        model = MiniLMClassifier(out)
+    else:
         report["recipe"] = RECIPE
         started = time.perf_counter()
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("training", total=None)
-            model = train_model(corpus, complaints=corpus.complaints, device=device,
+            model = train_model(corpus, device=device,
                                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                                 **RECIPE)
         report["train_seconds"] = round(time.perf_counter() - started)
         report["adapter"] = str(model.save(out))
         report["adapter_bytes"] = out.stat().st_size
-        report.update(evaluate(model, corpus))
+    try:
+        head = train_complaint_head(model, corpus.complaints)
         if folds > 1:
-            report["cross_validated"] = cross_validate(corpus, folds, device=device, progress=err.print, **RECIPE)
+            report["complaint_head_cross_validated"] = cross_validate_complaint_head(model, corpus, folds)
+    except ModelError as exc:
+        err.print(f"[red]--out[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    report["complaint_head"] = str(head.save(heads_dir / COMPLAINT_HEAD.name))
+    if not heads_only:
+        report.update(evaluate(model, corpus))
     print(json.dumps(report) if as_json else json.dumps(report, indent=2))
 
 

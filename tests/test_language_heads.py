@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from classifiers.bundled import BundledModel, language_head_path, load_language_heads
+from classifiers.bundled import COMPLAINT_HEAD, BundledModel, language_head_path, load_language_heads
+from classifiers.complaint_head import ComplaintHead
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon
-from classifiers.minilm import MiniLMClassifier
+from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramModelError, NgramSentiment
 from classifiers.post import PostClassifier, PostText
 from monitor.config import bundled_config_dir
@@ -95,13 +96,14 @@ def test_shipped_dutch_head_loads(lexicon):
 
 def test_bundled_model_routes_sentiment_by_language(head):
     transformer = MiniLMClassifier()
-    model = BundledModel(transformer, {"nl": head})
+    complaint_head = ComplaintHead.load(COMPLAINT_HEAD)
+    model = BundledModel(transformer, complaint_head, {"nl": head})
     texts = ["echt slecht en waardeloos", "This is wonderful, thank you!", "echt slecht en waardeloos"]
     out = model.predict_all(texts, ["nl", "en", None])
-    alone = transformer.predict_all(texts)
+    alone = transformer.predict_all(texts, features=True)
     assert np.allclose(out["sentiment"][0], head.predict_proba(texts[:1])[0])
     assert np.allclose(out["sentiment"][1:], alone["sentiment"][1:])  # English and unknown: the transformer
-    assert np.allclose(out["complaint"], alone["complaint"])  # complaints always come from the transformer
+    assert np.allclose(out["complaint"], complaint_head.predict_proba(alone["features"]))  # whatever the language
     assert model.name == "minilm-l6-lora+nl-ngram"
     with pytest.raises(ValueError, match="one language"):
         model.predict_all(texts, ["nl"])
@@ -130,6 +132,11 @@ def test_near_copies_of_scored_posts_are_found():
     assert near_duplicate_mask([], scored).shape == (0,) and not near_duplicate_mask(["x"], []).any()
 
 
+COMPLAINTS = [("my order never arrived", 1), ("nice weather today", 0), ("refund me now, the app is broken again", 1),
+              ("lovely concert last night", 0), ("third day without internet and nobody answers", 1),
+              ("see you at the meeting", 0)]
+
+
 def _public_data(folder):
     """The layout of ../shared/data, a few rows per file."""
     sentiment = folder / "sentiment"
@@ -143,8 +150,8 @@ def _public_data(folder):
         for split in ("train", "val"):
             (sentiment / "umsab" / f"{lang}_{split}.tsv").write_text("label\ttext\n" + rows)
     (sentiment / "dutch_tweets_polarity.tsv").write_text("label\ttext\n" + rows * 2)
-    (folder / "complaints" / "complaints_dev.tsv").write_text(
-        "id\ttext\tis_complaint\tdomain\n1\tmy order never arrived\t1\tretail\n2\tnice weather\t0\tnone\n")
+    (folder / "complaints" / "complaints_dev.tsv").write_text("id\ttext\tis_complaint\tdomain\n" + "".join(
+        f"{i}\t{text}\t{label}\tretail\n" for i, (text, label) in enumerate(COMPLAINTS)))
     return folder
 
 
@@ -155,12 +162,28 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
 
     data = _public_data(tmp_path / "data")
     result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(tmp_path / "models"),
-                                      "--heads-only", "--folds", "2", "--json"])
+                                      "--out", str(DEFAULT_WEIGHTS), "--heads-only", "--folds", "2", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["dutch_head_cross_validated"]["n"] == 2 * len(TRAIN) and "recipe" not in report
+    assert report["complaint_head_cross_validated"]["n"] == len(COMPLAINTS)
     head = NgramSentiment.load(tmp_path / "models" / "nl_sentiment.json.gz", lexicon)
     assert head.predict(["echt slecht en waardeloos"]) == ["negative"]
+    complaint_head = ComplaintHead.load(tmp_path / "models" / "complaint_head.json.gz")
+    transformer = MiniLMClassifier(DEFAULT_WEIGHTS)
+    assert complaint_head.adapter == transformer.version
+    BundledModel(transformer, complaint_head, {})  # fits the adapter it was trained on
+
+
+def test_train_heads_only_names_a_missing_adapter(tmp_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    data = _public_data(tmp_path / "data")
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(tmp_path / "models"),
+                                      "--out", str(tmp_path / "none.safetensors"), "--heads-only"])
+    assert result.exit_code == 2 and "--out" in result.output and "adapter file not found" in result.output
 
 
 def test_train_names_a_missing_data_folder(tmp_path):

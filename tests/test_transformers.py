@@ -64,14 +64,11 @@ def test_missing_encoder_file_is_named(encoder_copy, tmp_path):
 
 def test_bundled_shapes_labels_and_probabilities(bundled):
     texts = [NEGATIVE, POSITIVE, "The shop opens at nine."]
-    both = bundled.predict_all(texts)
-    assert both["sentiment"].shape == (3, 3) and both["complaint"].shape == (3, 2)
-    for probs in both.values():
-        assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    out = bundled.predict_all(texts)
+    assert set(out) == {"sentiment"}  # complaints are the complaint head's (tests/test_complaint_head.py)
+    assert out["sentiment"].shape == (3, 3) and np.allclose(out["sentiment"].sum(axis=1), 1.0, atol=1e-4)
     assert bundled.classes("sentiment") == ("negative", "neutral", "positive")
     assert bundled.predict([NEGATIVE, POSITIVE]) == ["negative", "positive"]
-    complaint = bundled.predict_proba([NEGATIVE, POSITIVE], "complaint")[:, 1]
-    assert complaint[0] > 0.5 > complaint[1]
 
 
 def test_bundled_keeps_input_order_across_length_sorted_batches():
@@ -127,7 +124,7 @@ def test_fit_rejects_unknown_labels():
 def test_post_classifier_with_the_bundled_model():
     classifier = PostClassifier(bundled_config_dir(), ["nl", "en"], "bundled")
     (result,) = classifier.classify([PostText(7, NEGATIVE + " I will call my lawyer", None)])
-    assert result.model.startswith("minilm-l6-lora")
+    assert result.model.startswith("minilm-l6-lora") and result.model.endswith("+complaint-head")
     assert result.sentiment == "negative" and result.complaint > 0.5
     assert result.lang == "en"
     assert [t.category for t in result.triggers] == ["legal"]
