@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from classifiers.complaint_head import ComplaintHead, ComplaintHeadError
-from classifiers.lexicon import SENTIMENT_LABELS, Lexicon
+from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramSentiment
 
@@ -37,13 +37,17 @@ def load_language_heads(lexicon: Lexicon, folder: Path = MODELS_DIR) -> dict[str
 
 
 class BundledModel:
-    """Sentiment and complaint probabilities; `langs` (one ISO code or None per text) picks the heads."""
+    """Sentiment and complaint probabilities; `langs` (one ISO code or None per text) picks the heads.
+
+    For a language with a language head, a post's complaint probability is the higher of the
+    complaint head's and `lexicon_complaint`'s (when given)."""
 
     def __init__(self, transformer: MiniLMClassifier, complaint_head: ComplaintHead,
-                 language_heads: Mapping[str, NgramSentiment]):
+                 language_heads: Mapping[str, NgramSentiment], lexicon_complaint: LexiconComplaint | None = None):
         self.transformer = transformer
         self.complaint_head = complaint_head
         self.language_heads = dict(language_heads)
+        self.lexicon_complaint = lexicon_complaint
         for lang, head in self.language_heads.items():
             if set(head.classes_) != set(SENTIMENT_LABELS):
                 raise ValueError(f"language head {lang!r} has labels {head.classes_}, expected {SENTIMENT_LABELS}")
@@ -71,10 +75,17 @@ class BundledModel:
                 probs = head.predict_proba([texts[i] for i in rows])
                 order = [head.classes_.index(label) for label in SENTIMENT_LABELS]
                 out["sentiment"][rows] = probs[:, order]
+                if self.lexicon_complaint is not None:
+                    # The complaint head learnt from English posts and misses most Dutch ones ("Geen
+                    # internet in Arnhem. Lekker dan." 0.12); the term lists know the language.
+                    lexicon = self.lexicon_complaint.predict_proba([texts[i] for i in rows])[:, 1]
+                    yes = np.maximum(out["complaint"][rows, 1], lexicon)
+                    out["complaint"][rows] = np.column_stack([1.0 - yes, yes])
         return out
 
 
 def load_bundled(lexicon: Lexicon, folder: Path = MODELS_DIR, quantize: bool = True) -> BundledModel:
     """The shipped model: adapter, complaint head and language heads from `folder`."""
     return BundledModel(MiniLMClassifier(folder / DEFAULT_WEIGHTS.name, quantize=quantize),
-                        ComplaintHead.load(folder / COMPLAINT_HEAD.name), load_language_heads(lexicon, folder))
+                        ComplaintHead.load(folder / COMPLAINT_HEAD.name), load_language_heads(lexicon, folder),
+                        LexiconComplaint(lexicon))

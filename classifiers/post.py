@@ -45,7 +45,7 @@ class PostClassifier:
     language heads for the languages it reads poorly),
     "lexicon" (the fast rule baseline), or a Hugging Face model name or directory."""
 
-    def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "lexicon",
+    def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "bundled",
                  sentiment_labels: dict[str, str] | None = None):
         lexicon = Lexicon(config_dir / "lexicons")
         self._bundled: BundledModel | None = None

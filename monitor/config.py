@@ -325,9 +325,7 @@ class StorageConfig(Strict):
 
 
 class ClassifierConfig(Strict):
-    # The bundled transformer still reads Dutch worse than the lexicon (see README), so the
-    # lexicon stays the default until it does not.
-    sentiment_model: str = "lexicon"
+    sentiment_model: str = "bundled"
     sentiment_labels: dict[str, str] = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=lambda: ["nl", "en", "de", "fr", "es", "it", "pt"])
 

@@ -57,6 +57,20 @@ def test_demo_json_summary(runner, scenario_file):
     assert (summary["true_positives"], summary["false_positives"], summary["missed"]) == (2, 0, 0)
 
 
+def test_demo_with_the_default_model(runner):
+    """`./run demo` as a new user runs it: the bundled scenario read by the default (bundled) model.
+    The lexicon baseline, whose term lists were written alongside this scenario, finds 53 of the
+    87 posts that need an alert with no false alarm; the default model must find the outage and
+    every threat, and no fewer posts."""
+    result = runner.invoke(app, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    (summary,) = json_lines(result.stdout)
+    assert summary["by_reason"]["threat"] == 7 and summary["by_reason"]["storm"] == 1
+    assert len(summary["storms"]) == 1 and "internet" in summary["storms"][0]
+    assert summary["true_positives"] >= 53 and summary["false_positives"] <= 1
+    assert summary["true_positives"] + summary["missed"] == 87
+
+
 def test_demo_counts_a_missed_post(runner, scenario_file):
     events = [scenario_post("a", NEUTRAL_CHATTER[0], T0, expect="alert"),
               scenario_post("b", LEGAL_THREAT, T0 + timedelta(minutes=1), expect="alert")]

@@ -10,7 +10,7 @@ import pytest
 
 from classifiers.bundled import COMPLAINT_HEAD, BundledModel, language_head_path, load_language_heads
 from classifiers.complaint_head import ComplaintHead
-from classifiers.lexicon import SENTIMENT_LABELS, Lexicon
+from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramModelError, NgramSentiment
 from classifiers.post import PostClassifier, PostText
@@ -107,6 +107,21 @@ def test_bundled_model_routes_sentiment_by_language(head):
     assert model.name == "minilm-l6-lora+nl-ngram"
     with pytest.raises(ValueError, match="one language"):
         model.predict_all(texts, ["nl"])
+
+
+def test_dutch_complaints_also_come_from_the_term_lists(head, lexicon):
+    transformer = MiniLMClassifier()
+    complaint_head = ComplaintHead.load(COMPLAINT_HEAD)
+    terms = LexiconComplaint(lexicon)
+    model = BundledModel(transformer, complaint_head, {"nl": head}, terms)
+    texts = ["Geen internet in Arnhem. Klantenservice onbereikbaar. Lekker dan.", "My order never arrived, again"]
+    out = model.predict_all(texts, ["nl", "en"])
+    alone = BundledModel(transformer, complaint_head, {"nl": head}).predict_all(texts, ["nl", "en"])
+    from_terms = terms.predict_proba(texts[:1])[0, 1]
+    assert from_terms > 0.5 > alone["complaint"][0, 1]  # the head, trained on English, misses it
+    assert out["complaint"][0, 1] == pytest.approx(from_terms)
+    assert np.allclose(out["complaint"][1], alone["complaint"][1])  # English: the head alone
+    assert np.allclose(out["complaint"].sum(axis=1), 1.0)
 
 
 def test_post_classifier_reads_dutch_with_the_head():
