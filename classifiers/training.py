@@ -124,8 +124,8 @@ def train(corpus: Corpus, *, seed: int = 0, umsab_repeat: int = UMSAB_REPEAT,
     language head's: the English encoder learnt it worse, 0.40 against 0.65 cross-validated.)"""
     sentiment = corpus.semeval + corpus.umsab_train * umsab_repeat
     model = MiniLMClassifier(weights=None, seed=seed, **params)
-    return model.fit({"sentiment": _split(sentiment)}, calibration={"sentiment": _split(corpus.calibration)},
-                     progress=progress)
+    calibration = {"sentiment": _split(corpus.calibration)} if corpus.calibration else None  # none: no biases
+    return model.fit({"sentiment": _split(sentiment)}, calibration=calibration, progress=progress)
 
 
 def train_dutch_head(dutch: list[tuple[str, str]], lexicon: Lexicon) -> NgramSentiment:

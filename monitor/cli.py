@@ -472,6 +472,7 @@ def train(
         report["train_seconds"] = round(time.perf_counter() - started)
         report["adapter"] = str(model.save(out))
         report["adapter_bytes"] = out.stat().st_size
+        model = MiniLMClassifier(out)  # as shipped (fp16 factors): the heads are fitted on what users run
     try:
         head = train_complaint_head(model, corpus.complaints)
         if folds > 1:

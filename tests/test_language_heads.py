@@ -190,6 +190,32 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
     BundledModel(transformer, complaint_head, {})  # fits the adapter it was trained on
 
 
+def test_train_writes_an_adapter_and_heads_that_fit_together(tmp_path):
+    """The whole `train` on miniature data (seconds): the complaint head is fitted on the adapter as saved."""
+    from typer.testing import CliRunner
+
+    from classifiers.bundled import load_bundled
+    from monitor.cli import app
+
+    data = _public_data(tmp_path / "data")
+    # Scored files that differ from the training rows (training drops near copies of scored posts).
+    scored = "label\ttext\nnegative\tthe worst delivery ever\npositive\tlovely helpful staff\n"
+    for path in [data / "sentiment" / "tweeteval_val.tsv", *(data / "sentiment" / "umsab").glob("*_val.tsv")]:
+        path.write_text(scored)
+    models = tmp_path / "models"
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(models),
+                                      "--out", str(models / DEFAULT_WEIGHTS.name), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["adapter_bytes"] == (models / DEFAULT_WEIGHTS.name).stat().st_size
+    assert set(report["umsab_val"]) >= {"german", "french"} and report["tweeteval_val"]["n"] == 2
+    model = load_bundled(Lexicon(bundled_config_dir() / "lexicons"), models)  # refuses a head of another adapter
+    assert model.transformer.classes("sentiment") == SENTIMENT_LABELS
+    with pytest.raises(ValueError, match="task 'complaint' unknown"):  # complaints are the head's alone
+        model.transformer.classes("complaint")
+    assert model.predict_all(["my order never arrived"], ["en"])["complaint"].shape == (1, 2)
+
+
 def test_train_heads_only_names_a_missing_adapter(tmp_path):
     from typer.testing import CliRunner
 
