@@ -9,13 +9,14 @@ cross-validated honestly, in seconds. scikit-learn style: parameters in the cons
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from classifiers.model_file import read_model_file, write_model_file
 
 FORMAT = "complaint-head/1"
 CLASSES = ("no", "yes")
@@ -95,23 +96,15 @@ class ComplaintHead:
     def save(self, path: Path | str) -> Path:
         if self.coef_ is None:
             raise ComplaintHeadError("nothing to save: fit the head first")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"format": FORMAT, "adapter": self.adapter, "C": self.C_, "classes": list(CLASSES),
                 "coef": [float(c) for c in np.round(self.coef_, 7)], "intercept": round(self.intercept_, 7)}
-        # No name, mtime=0: the same head gives the same bytes.
-        with path.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as fh:
-            fh.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
-        return path
+        return write_model_file(Path(path), data)
 
     @classmethod
     def load(cls, path: Path | str) -> ComplaintHead:
         path = Path(path)
         try:
-            with gzip.open(path, "rb") as fh:
-                data = json.loads(fh.read().decode("utf-8"))
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
+            data = read_model_file(path, FORMAT)
             if data["classes"] != list(CLASSES):
                 raise ValueError(f"classes {data['classes']}, expected {list(CLASSES)}")
             head = cls(adapter=str(data["adapter"]))

@@ -10,7 +10,6 @@ file is data, never code).
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from classifiers.lexicon import Lexicon
+from classifiers.model_file import read_model_file, write_model_file
 from classifiers.textnorm import normalise_post
 
 FORMAT = "ngram-sentiment/1"
@@ -96,8 +96,6 @@ class NgramSentiment:
         if self._model is None:
             raise NgramModelError("nothing to save: fit the head first")
         chars, words = self._vectorizers
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "format": FORMAT, "language": self.language, "C": self.C, "min_df": self.min_df,
             "char_ngrams": list(self.char_ngrams), "word_ngrams": list(self.word_ngrams),
@@ -108,19 +106,13 @@ class NgramSentiment:
             "char_idf": np.round(chars.idf_, 5).tolist(), "word_idf": np.round(words.idf_, 5).tolist(),
             "coef": np.round(self._model.coef_, 5).tolist(), "intercept": np.round(self._model.intercept_, 5).tolist(),
         }
-        # No name, mtime=0: the same model gives the same bytes, so retraining shows no spurious diff.
-        with path.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as fh:
-            fh.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        return path
+        return write_model_file(Path(path), data)
 
     @classmethod
     def load(cls, path: Path | str, lexicon: Lexicon) -> NgramSentiment:
         path = Path(path)
         try:
-            with gzip.open(path, "rb") as fh:
-                data = json.loads(fh.read().decode("utf-8"))
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
+            data = read_model_file(path, FORMAT)
             head = cls(lexicon, C=data["C"], char_ngrams=tuple(data["char_ngrams"]),
                        word_ngrams=tuple(data["word_ngrams"]), min_df=data["min_df"], language=data["language"])
             chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df)

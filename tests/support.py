@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -110,3 +112,12 @@ def small_threat_scenario(start: datetime) -> list[dict]:
               scenario_post("p4", PRESS_AND_LEGAL_THREAT, start + timedelta(minutes=3), expect="alert"),
               scenario_post("p5", NEUTRAL_CHATTER[2], start + timedelta(minutes=4), lang="nl", expect="no_alert")]
     return events
+
+
+# --- model files ------------------------------------------------------------------------------
+
+def rewrite_model_file(path: Path, change: Callable[[dict], None]) -> None:
+    """Edits a head's gzipped JSON in place, to spoil it."""
+    data = json.loads(gzip.open(path).read())
+    change(data)
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))

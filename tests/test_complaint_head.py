@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import numpy as np
 import pytest
 
@@ -13,6 +10,7 @@ from classifiers.complaint_head import ComplaintHead, ComplaintHeadError
 from classifiers.lexicon import Lexicon
 from classifiers.minilm import FEATURE_LAYERS, MiniLMClassifier
 from monitor.config import bundled_config_dir
+from tests.support import rewrite_model_file
 
 HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```"]
 
@@ -70,18 +68,12 @@ def test_save_and_load_round_trip(head, tmp_path):
     assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
 
 
-def _rewrite(path, change):
-    data = json.loads(gzip.open(path).read())
-    change(data)
-    path.write_bytes(gzip.compress(json.dumps(data).encode()))
-
-
 @pytest.mark.parametrize("spoil, message", [
     (lambda p: p.write_bytes(b"\x00\x01binary"), "not a valid complaint head file"),
-    (lambda p: _rewrite(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
-    (lambda p: _rewrite(p, lambda d: d.update(classes=["yes", "no"])), "classes"),
-    (lambda p: _rewrite(p, lambda d: d.update(coef=[[1.0], [2.0]])), "not one finite row"),
-    (lambda p: _rewrite(p, lambda d: d.pop("intercept")), "not a valid complaint head file"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(classes=["yes", "no"])), "classes"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(coef=[[1.0], [2.0]])), "not one finite row"),
+    (lambda p: rewrite_model_file(p, lambda d: d.pop("intercept")), "not a valid complaint head file"),
     (lambda p: p.unlink(), "complaint head file not found"),
 ])
 def test_bad_head_file_is_named(head, tmp_path, spoil, message):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import numpy as np
@@ -15,6 +14,7 @@ from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramModelError, NgramSentiment
 from classifiers.post import PostClassifier, PostText
 from monitor.config import bundled_config_dir
+from tests.support import rewrite_model_file
 
 HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```"]
 # Small enough to learn exactly: each class has its own words.
@@ -66,17 +66,11 @@ def test_head_save_and_load_round_trip(head, lexicon, tmp_path):
     assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
 
 
-def _rewrite(path, change):
-    data = json.loads(gzip.open(path).read())
-    change(data)
-    path.write_bytes(gzip.compress(json.dumps(data).encode()))
-
-
 @pytest.mark.parametrize("spoil, message", [
     (lambda p: p.write_bytes(b"not gzip"), "not a valid language head file"),
-    (lambda p: _rewrite(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
-    (lambda p: _rewrite(p, lambda d: d.update(coef=[[0.0]] * 3)), "do not fit"),
-    (lambda p: _rewrite(p, lambda d: d.pop("char_idf")), "not a valid language head file"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(coef=[[0.0]] * 3)), "do not fit"),
+    (lambda p: rewrite_model_file(p, lambda d: d.pop("char_idf")), "not a valid language head file"),
     (lambda p: p.unlink(), "language head file not found"),
 ])
 def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
