@@ -11,6 +11,7 @@ writes all three files.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -62,7 +63,9 @@ class BundledModel:
 
     @property
     def version(self) -> str:
-        return "+".join([self.transformer.version, *(self.language_heads[k].version for k in sorted(self.language_heads))])
+        """One short hash of the adapter's and every head's version: stored with each classification."""
+        parts = [self.transformer.version, *(self.language_heads[k].version for k in sorted(self.language_heads))]
+        return hashlib.sha256("+".join(parts).encode()).hexdigest()[:12]
 
     def predict_all(self, texts: Sequence[str], langs: Sequence[str | None]) -> dict[str, np.ndarray]:
         """{"sentiment": (n, 3) in SENTIMENT_LABELS order, "complaint": (n, 2) as ("no", "yes")}."""

@@ -447,19 +447,23 @@ def train(
     from classifiers.lexicon import Lexicon
     from classifiers.minilm import MiniLMClassifier, ModelError
     from classifiers.training import (RECIPE, Corpus, DataError, cross_validate_complaint_head,
-                                      cross_validate_dutch_head, evaluate, train_complaint_head, train_dutch_head)
+                                      cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
+                                      train_complaint_head, train_language_head)
     from classifiers.training import train as train_model
 
+    lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
     try:
         corpus = Corpus.load(data)
+        heads = {lang: train_language_head(lang, pairs, lexicon) for lang, pairs in language_head_data(corpus).items()}
     except DataError as exc:
         err.print(f"[red]--data[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
-    report: dict = {"dutch_head": str(train_dutch_head(corpus.dutch, lexicon).save(language_head_path("nl", heads_dir)))}
+    report: dict = {"language_heads": {lang: str(head.save(language_head_path(lang, heads_dir)))
+                                       for lang, head in heads.items()}}
     if folds > 1:
         report["dutch_head_cross_validated"] = cross_validate_dutch_head(corpus, lexicon, folds)
     if heads_only:
+        report["umsab_val_heads"] = evaluate_heads(corpus, heads)
         model = MiniLMClassifier(out)
     else:
         report["recipe"] = RECIPE
@@ -482,7 +486,7 @@ def train(
         raise typer.Exit(2) from None
     report["complaint_head"] = str(head.save(heads_dir / COMPLAINT_HEAD.name))
     if not heads_only:
-        report.update(evaluate(model, corpus))
+        report.update(evaluate(model, corpus, heads))
     print(json.dumps(report) if as_json else json.dumps(report, indent=2))
 
 

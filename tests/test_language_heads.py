@@ -83,9 +83,10 @@ def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
 
 def test_shipped_dutch_head_loads(lexicon):
     heads = load_language_heads(lexicon)
-    assert set(heads) == {"nl"} and heads["nl"].classes_ == SENTIMENT_LABELS
-    assert language_head_path("nl").is_file()
-    assert heads["nl"].predict_proba(HOSTILE).shape == (len(HOSTILE), 3)
+    assert set(heads) == {"nl", "fr", "es", "it", "pt"}
+    for lang, head in heads.items():
+        assert head.classes_ == SENTIMENT_LABELS and head.language == lang and language_head_path(lang).is_file()
+        assert head.predict_proba(HOSTILE).shape == (len(HOSTILE), 3)
 
 
 def test_bundled_model_routes_sentiment_by_language(head):
@@ -124,7 +125,8 @@ def test_post_classifier_reads_dutch_with_the_head():
         PostText(1, "Al drie weken geen internet en niemand helpt, ik ben er helemaal klaar mee", None),
         PostText(2, "Thank you so much, the new app is great and support was wonderful!", None)])
     assert dutch.lang == "nl" and english.lang == "en"
-    assert dutch.model == english.model and dutch.model.startswith("minilm-l6-lora+nl-ngram")
+    assert dutch.model == english.model and "+nl-ngram+" in dutch.model and dutch.model.startswith("minilm-l6-lora+")
+    assert len(dutch.model_version) <= 64  # the store's column
     assert english.sentiment == "positive"
 
 
@@ -152,12 +154,14 @@ def _public_data(folder):
     (sentiment / "umsab").mkdir(parents=True)
     (folder / "complaints").mkdir()
     rows = "".join(f"{label}\t{text}\n" for text, label in TRAIN)
+    # Scored files differ from the training rows: training drops near copies of scored posts.
+    scored = "label\ttext\nnegative\tthe worst delivery ever\npositive\tlovely helpful staff\n"
     (sentiment / "semeval_2013_2016_train.tsv").write_text(
         "id\tlabel\ttext\tsplit\n" + "".join(f"{i}\t{label}\t{text}\ttrain\n" for i, (text, label) in enumerate(TRAIN)))
-    (sentiment / "tweeteval_val.tsv").write_text("label\ttext\n" + rows)
+    (sentiment / "tweeteval_val.tsv").write_text(scored)
     for lang in ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish"):
-        for split in ("train", "val"):
-            (sentiment / "umsab" / f"{lang}_{split}.tsv").write_text("label\ttext\n" + rows)
+        (sentiment / "umsab" / f"{lang}_train.tsv").write_text("label\ttext\n" + rows)
+        (sentiment / "umsab" / f"{lang}_val.tsv").write_text(scored)
     (sentiment / "dutch_tweets_polarity.tsv").write_text("label\ttext\n" + rows * 2)
     (folder / "complaints" / "complaints_dev.tsv").write_text("id\ttext\tis_complaint\tdomain\n" + "".join(
         f"{i}\t{text}\t{label}\tretail\n" for i, (text, label) in enumerate(COMPLAINTS)))
@@ -176,8 +180,11 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
     report = json.loads(result.stdout)
     assert report["dutch_head_cross_validated"]["n"] == 2 * len(TRAIN) and "recipe" not in report
     assert report["complaint_head_cross_validated"]["n"] == len(COMPLAINTS)
+    assert set(report["language_heads"]) == {"nl", "fr", "es", "it", "pt"}
+    assert set(report["umsab_val_heads"]) == {"french", "spanish", "italian", "portuguese"}
     head = NgramSentiment.load(tmp_path / "models" / "nl_sentiment.json.gz", lexicon)
     assert head.predict(["echt slecht en waardeloos"]) == ["negative"]
+    assert NgramSentiment.load(tmp_path / "models" / "fr_sentiment.json.gz", lexicon).language == "fr"
     complaint_head = ComplaintHead.load(tmp_path / "models" / "complaint_head.json.gz")
     transformer = MiniLMClassifier(DEFAULT_WEIGHTS)
     assert complaint_head.adapter == transformer.version
@@ -192,10 +199,6 @@ def test_train_writes_an_adapter_and_heads_that_fit_together(tmp_path):
     from monitor.cli import app
 
     data = _public_data(tmp_path / "data")
-    # Scored files that differ from the training rows (training drops near copies of scored posts).
-    scored = "label\ttext\nnegative\tthe worst delivery ever\npositive\tlovely helpful staff\n"
-    for path in [data / "sentiment" / "tweeteval_val.tsv", *(data / "sentiment" / "umsab").glob("*_val.tsv")]:
-        path.write_text(scored)
     models = tmp_path / "models"
     result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(models),
                                       "--out", str(models / DEFAULT_WEIGHTS.name), "--json"])
