@@ -1,8 +1,8 @@
 """Is this post a complaint? A logistic regression over the bundled encoder's layer features.
 
 The sentiment adapter never trains on complaints: this head reads the adapted encoder's
-mean-pooled layer outputs (`MiniLMClassifier.predict_all`'s `features`, or `feature_heads` at
-inference), so it costs no second encoder pass, and because it is linear on fixed features it is fitted, and
+mean-pooled layer outputs (`MiniLMClassifier.features`; at inference a `feature_heads` entry of
+the same pass), so it costs no second encoder pass, and because it is linear on fixed features it is fitted, and
 cross-validated honestly, in seconds. scikit-learn style: parameters in the constructor,
 `fit`, `predict`, `predict_proba`; `save`/`load` use plain JSON (no pickle: a model file is data).
 """

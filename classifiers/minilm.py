@@ -202,23 +202,25 @@ class MiniLMClassifier:
         labels = self.classes(task)
         return [labels[i] for i in self.predict_proba(texts, task).argmax(axis=1)]
 
-    def predict_all(self, texts: Sequence[str], features: bool = False,
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's `FEATURE_LAYERS` outputs, mean-pooled and concatenated: what heads fitted
+        outside the adapter (the complaint head) learn from."""
+        return self.predict_all(texts, feature_heads={"features": lambda batch: batch})["features"]
+
+    def predict_all(self, texts: Sequence[str],
                     feature_heads: Mapping[str, FeatureHead] | None = None) -> dict[str, np.ndarray]:
         """Probabilities for every task from one encoder pass, in the order of `texts`.
 
-        Heads fitted outside the adapter (the complaint head) read each text's `FEATURE_LAYERS`
-        outputs, mean-pooled and concatenated: with `features`, out["features"] holds them; each
-        of `feature_heads` (name -> function of a batch's features giving probabilities) is applied
-        batch by batch instead, so no features are kept, and gives out[name]."""
+        Each of `feature_heads` (name -> function of a batch's features, see `features`, giving
+        its rows' probabilities) is applied batch by batch in the same pass, so no features are
+        kept, and gives out[name]."""
         torch = _torch()
         spec = self._spec()
         net = self._inference_net()
         feature_heads = dict(feature_heads or {})
-        layers = FEATURE_LAYERS if features or feature_heads else ()
+        layers = FEATURE_LAYERS if feature_heads else ()
         width = len(layers) * net.encoder.config.hidden_size
         out = {t: np.zeros((len(texts), len(labels)), dtype=np.float32) for t, labels in spec.tasks.items()}
-        if features:
-            out["features"] = np.zeros((len(texts), width), dtype=np.float32)
         extra: dict[str, list] = {name: [] for name in feature_heads}
         if texts:
             encoded = self._encode(texts)
@@ -231,8 +233,6 @@ class MiniLMClassifier:
                         out[task][rows] = torch.softmax(head(pooled).float() + bias[task], dim=-1).numpy()
                     if layers:
                         batch = torch.cat(per_layer, dim=1).float().numpy()
-                        if features:
-                            out["features"][rows] = batch
                         for name, apply in feature_heads.items():
                             extra[name].append((rows, apply(batch)))
         for name, apply in feature_heads.items():

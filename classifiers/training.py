@@ -185,14 +185,14 @@ def evaluate(model: MiniLMClassifier, corpus: Corpus, heads: dict[str, NgramSent
 
 def train_complaint_head(model: MiniLMClassifier, complaints: list[tuple[str, str]], seed: int = 0) -> ComplaintHead:
     texts, labels = _split(complaints)
-    return ComplaintHead(seed=seed, adapter=model.version).fit(model.predict_all(texts, features=True)["features"], labels)
+    return ComplaintHead(seed=seed, adapter=model.version).fit(model.features(texts), labels)
 
 
 def cross_validate_complaint_head(model: MiniLMClassifier, corpus: Corpus, folds: int, seed: int = 0) -> dict:
     """Complaint figures, each post scored by a head that did not train on it (the adapter never
     sees complaints, so only the head needs refitting: seconds)."""
     texts, labels = _split(corpus.complaints)
-    features = model.predict_all(texts, features=True)["features"]
+    features = model.features(texts)
     predicted: dict[int, str] = {}
     chosen = []
     for held in _folds(len(texts), folds, seed):

@@ -109,13 +109,15 @@ def test_shipped_model_reads_complaints(bundled):
     assert set(out) == {"sentiment", "complaint"}
 
 
-def test_features_come_from_the_same_pass(bundled):
+def test_feature_heads_run_in_the_same_pass(bundled):
     transformer = bundled.transformer
     texts = ["ok", "Refund me now, third time I ask", "fine"]
-    with_features = transformer.predict_all(texts, features=True)
-    assert with_features["features"].shape == (3, len(FEATURE_LAYERS) * 384)
-    assert np.allclose(with_features["sentiment"], transformer.predict_all(texts)["sentiment"], atol=1e-6)
-    assert transformer.predict_all([], features=True)["features"].shape == (0, len(FEATURE_LAYERS) * 384)
+    features = transformer.features(texts)
+    assert features.shape == (3, len(FEATURE_LAYERS) * 384)
+    both = transformer.predict_all(texts, feature_heads={"complaint": bundled.complaint_head.predict_proba})
+    assert np.allclose(both["sentiment"], transformer.predict_all(texts)["sentiment"], atol=1e-6)
+    assert np.allclose(both["complaint"], bundled.complaint_head.predict_proba(features), atol=1e-6)
+    assert transformer.features([]).shape == (0, len(FEATURE_LAYERS) * 384)
 
 
 def test_shipped_model_on_hostile_input(bundled):
