@@ -79,14 +79,12 @@ class ComplaintHead:
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         if self.coef_ is None:
             raise ComplaintHeadError("the complaint head is not fitted")
-        features = np.asarray(features)
-        if not np.issubdtype(features.dtype, np.floating):
-            features = features.astype(np.float64)
+        # In float64: float32 sums over thousands of columns move with how rows are batched.
+        features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != len(self.coef_):
             raise ValueError(f"expected features of shape (n, {len(self.coef_)}), got {features.shape}")
-        # In the features' own precision: a float64 copy of a large batch's features is not needed.
-        logits = features @ self.coef_.astype(features.dtype) + self.intercept_
-        yes = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -50, 50)))
+        logits = features @ self.coef_ + self.intercept_
+        yes = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
         return np.column_stack([1.0 - yes, yes])
 
     def predict(self, features: np.ndarray) -> list[str]:
