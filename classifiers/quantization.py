@@ -12,14 +12,13 @@ labels flip, and macro recall moves 0.0014 instead of 0.011, for 10-15 % of the 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 # Which channels count as outliers: their largest magnitude on the sample posts exceeds this
 # many times the median channel's.
 OUTLIER_RATIO = 4.0
-# Feed-forward layers, where the outliers are (attention's inputs have none worth the cost).
-FEED_FORWARD_OUTPUT = "output.dense"  # also the end of "attention.output.dense", which is left alone
-SPLIT_LAYERS = ("intermediate.dense", FEED_FORWARD_OUTPUT)
+# The feed-forward layers, where the outliers are (attention's inputs have none worth the cost).
+FEED_FORWARD_INPUT, FEED_FORWARD_OUTPUT = "intermediate.dense", "output.dense"
 # What the channel magnitudes are measured on at load time: the outliers are a property of the
 # encoder, not of the posts, so a few ordinary ones in both languages find them.
 SAMPLE_POSTS = (
@@ -40,6 +39,11 @@ def _torch():
     return torch
 
 
+def _is_feed_forward(name: str) -> bool:
+    # "attention.output.dense" also ends in "output.dense"; it is left alone.
+    return name.endswith((FEED_FORWARD_INPUT, FEED_FORWARD_OUTPUT)) and "attention" not in name
+
+
 def _split_linear_class():
     torch = _torch()
 
@@ -47,15 +51,12 @@ def _split_linear_class():
         """linear(x with `channels` zeroed) + x[channels] @ W[:, channels]^T: the same sum, with the
         outlier channels out of the part that `quantize_dynamic` turns into int8.
 
-        `in_place`: zero them in x itself, which is cheaper than a masked copy of a 1536-wide
+        `in_place`: zero them in x itself, which saves a copy of a 1536-wide
         activation; only for a layer whose input nothing else reads (the feed-forward output
         layer's: the activation of the layer before)."""
 
         def __init__(self, linear: torch.nn.Linear, channels: torch.Tensor, in_place: bool):
             super().__init__()
-            keep = torch.ones(linear.in_features)
-            keep[channels] = 0.0
-            self.register_buffer("keep", keep)
             self.register_buffer("channels", channels)
             self.register_buffer("outlier_weight", linear.weight.detach()[:, channels].t().contiguous())
             self.linear = linear
@@ -63,7 +64,7 @@ def _split_linear_class():
 
         def forward(self, x):
             outliers = x[..., self.channels].flatten(0, -2)
-            inliers = x.index_fill_(-1, self.channels, 0.0) if self.in_place else x * self.keep
+            inliers = (x if self.in_place else x.clone()).index_fill_(-1, self.channels, 0.0)
             out = self.linear(inliers)
             out.view(-1, out.shape[-1]).addmm_(outliers, self.outlier_weight)  # in place: no copy of out
             return out
@@ -71,10 +72,9 @@ def _split_linear_class():
     return OutlierSplitLinear
 
 
-def outlier_channels(encoder, run_samples: Callable[[], None], ratio: float = OUTLIER_RATIO,
-                     layers: Sequence[str] = SPLIT_LAYERS) -> dict:
-    """{linear layer name: input channels whose peak magnitude while `run_samples()` runs the
-    float encoder exceeds `ratio` times the median channel's}."""
+def outlier_channels(encoder, run_samples: Callable[[], None], ratio: float = OUTLIER_RATIO) -> dict:
+    """{feed-forward layer name: input channels whose peak magnitude while `run_samples()` runs
+    the float encoder exceeds `ratio` times the median channel's}; layers without any are left out."""
     torch = _torch()
     peaks: dict = {}
 
@@ -85,16 +85,15 @@ def outlier_channels(encoder, run_samples: Callable[[], None], ratio: float = OU
         return hook
 
     handles = [module.register_forward_hook(record(name)) for name, module in encoder.named_modules()
-               if isinstance(module, torch.nn.Linear) and name.endswith(tuple(layers))
-               and "attention" not in name]
+               if isinstance(module, torch.nn.Linear) and _is_feed_forward(name)]
     try:
         with torch.inference_mode():
             run_samples()
     finally:
         for handle in handles:
             handle.remove()
-    return {name: torch.nonzero(peak > ratio * peak.median()).flatten() for name, peak in peaks.items()
-            if bool((peak > ratio * peak.median()).any())}
+    found = {name: torch.nonzero(peak > ratio * peak.median()).flatten() for name, peak in peaks.items()}
+    return {name: channels for name, channels in found.items() if len(channels)}
 
 
 def quantize_encoder(encoder, channels: dict):

@@ -183,20 +183,24 @@ def evaluate(model: MiniLMClassifier, corpus: Corpus, heads: dict[str, NgramSent
             "umsab_val": {**umsab, **evaluate_heads(corpus, heads or {})}}
 
 
-def train_complaint_head(model: MiniLMClassifier, complaints: list[tuple[str, str]], seed: int = 0) -> ComplaintHead:
-    texts, labels = _split(complaints)
-    return ComplaintHead(seed=seed, adapter=model.version).fit(model.features(texts), labels)
+def complaint_features(model: MiniLMClassifier, corpus: Corpus) -> tuple[np.ndarray, list[str]]:
+    """The complaints' features from one encoder pass, and their labels: the head and its
+    cross-validation both read them."""
+    texts, labels = _split(corpus.complaints)
+    return model.features(texts), labels
 
 
-def cross_validate_complaint_head(model: MiniLMClassifier, corpus: Corpus, folds: int, seed: int = 0) -> dict:
+def train_complaint_head(features: np.ndarray, labels: list[str], adapter: str, seed: int = 0) -> ComplaintHead:
+    return ComplaintHead(seed=seed, adapter=adapter).fit(features, labels)
+
+
+def cross_validate_complaint_head(features: np.ndarray, labels: list[str], folds: int, seed: int = 0) -> dict:
     """Complaint figures, each post scored by a head that did not train on it (the adapter never
     sees complaints, so only the head needs refitting: seconds)."""
-    texts, labels = _split(corpus.complaints)
-    features = model.features(texts)
     predicted: dict[int, str] = {}
     chosen = []
-    for held in _folds(len(texts), folds, seed):
-        train_rows = np.setdiff1d(np.arange(len(texts)), held)
+    for held in _folds(len(labels), folds, seed):
+        train_rows = np.setdiff1d(np.arange(len(labels)), held)
         head = ComplaintHead(seed=seed).fit(features[train_rows], [labels[i] for i in train_rows])
         predicted.update(zip(held.tolist(), head.predict(features[held])))
         chosen.append(head.C_)

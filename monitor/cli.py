@@ -446,7 +446,7 @@ def train(
     from classifiers.bundled import COMPLAINT_HEAD, language_head_path
     from classifiers.lexicon import Lexicon
     from classifiers.minilm import MiniLMClassifier, ModelError
-    from classifiers.training import (RECIPE, Corpus, DataError, cross_validate_complaint_head,
+    from classifiers.training import (RECIPE, Corpus, DataError, complaint_features, cross_validate_complaint_head,
                                       cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
                                       train_complaint_head, train_language_head)
     from classifiers.training import train as train_model
@@ -478,12 +478,13 @@ def train(
         report["adapter_bytes"] = out.stat().st_size
         model = MiniLMClassifier(out)  # as shipped (fp16 factors): the heads are fitted on what users run
     try:
-        head = train_complaint_head(model, corpus.complaints)
-        if folds > 1:
-            report["complaint_head_cross_validated"] = cross_validate_complaint_head(model, corpus, folds)
+        features, labels = complaint_features(model, corpus)
     except ModelError as exc:
         err.print(f"[red]--out[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
+    head = train_complaint_head(features, labels, adapter=model.version)
+    if folds > 1:
+        report["complaint_head_cross_validated"] = cross_validate_complaint_head(features, labels, folds)
     report["complaint_head"] = str(head.save(heads_dir / COMPLAINT_HEAD.name))
     if not heads_only:
         report.update(evaluate(model, corpus, heads))
