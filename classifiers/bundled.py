@@ -5,8 +5,9 @@ One encoder pass gives sentiment for every language and the layer features the c
 reads (`classifiers/models/complaint_head.json.gz`). For a language with a head
 (`classifiers/models/{lang}_sentiment.json.gz`), that head's sentiment replaces the
 transformer's: the encoder's English vocabulary reads Dutch polarity worse (macro-F1 0.40
-cross-validated) than n-grams learnt from 899 Dutch posts (0.65). `escalation-monitor train`
-writes all three files.
+cross-validated) than n-grams learnt from 899 Dutch posts (0.65). The heads also read the
+cross-lingual prior (`classifiers/models/crosslingual_prior.json.gz`). `escalation-monitor train`
+writes all these files.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from classifiers.ngram import NgramSentiment
 MODELS_DIR = DEFAULT_WEIGHTS.parent
 HEAD_SUFFIX = "_sentiment.json.gz"
 COMPLAINT_HEAD = MODELS_DIR / "complaint_head.json.gz"
+CROSSLINGUAL_PRIOR = MODELS_DIR / "crosslingual_prior.json.gz"
 
 
 def language_head_path(language: str, folder: Path = MODELS_DIR) -> Path:
@@ -32,8 +34,10 @@ def language_head_path(language: str, folder: Path = MODELS_DIR) -> Path:
 
 
 def load_language_heads(lexicon: Lexicon, folder: Path = MODELS_DIR) -> dict[str, NgramSentiment]:
-    """Every head shipped in `folder`, by ISO 639-1 code."""
-    return {path.name.removesuffix(HEAD_SUFFIX): NgramSentiment.load(path, lexicon)
+    """Every head shipped in `folder`, by ISO 639-1 code, with the prior they read (when there is one)."""
+    prior_path = folder / CROSSLINGUAL_PRIOR.name
+    prior = NgramSentiment.load(prior_path, lexicon) if prior_path.exists() else None
+    return {path.name.removesuffix(HEAD_SUFFIX): NgramSentiment.load(path, lexicon, prior)
             for path in sorted(folder.glob(f"*{HEAD_SUFFIX}"))}
 
 

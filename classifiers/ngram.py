@@ -6,10 +6,16 @@ hundred labelled posts, so a small logistic regression over them, with the lexic
 as extra columns, serves a language the encoder cannot. scikit-learn style: parameters in the
 constructor, `fit`, `predict`, `predict_proba`; `save`/`load` use plain JSON (no pickle: a model
 file is data, never code).
+
+A head may read a `prior`: another n-gram model, fitted on many posts in other languages (English
+SemEval, UMSAB's German, Arabic and Hindi), whose log-probabilities become three more columns.
+Emoji, emoticons, hashtags, laughter and words borrowed from English carry polarity across
+languages, and 1,839 posts of one language see too few of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,33 +36,49 @@ class NgramModelError(RuntimeError):
     """A language head's file is missing or not a model this code wrote."""
 
 
-def _vectorizers(char_ngrams: tuple[int, int], word_ngrams: tuple[int, int], min_df: int):
-    return (TfidfVectorizer(analyzer="char_wb", ngram_range=char_ngrams, min_df=min_df, sublinear_tf=True),
-            TfidfVectorizer(analyzer="word", ngram_range=word_ngrams, min_df=1, sublinear_tf=True))
+def _vectorizers(char_ngrams: tuple[int, int], word_ngrams: tuple[int, int], min_df: int, max_features: int | None):
+    return (TfidfVectorizer(analyzer="char_wb", ngram_range=char_ngrams, min_df=min_df, sublinear_tf=True,
+                            max_features=max_features),
+            TfidfVectorizer(analyzer="word", ngram_range=word_ngrams, min_df=1, sublinear_tf=True,
+                            max_features=max_features))
 
 
 class NgramSentiment:
     """Parameters: `lexicon` (its cue counts become features), `C` (inverse regularisation),
     `char_ngrams` and `word_ngrams` (n-gram ranges), `min_df` (a character n-gram must occur in
-    this many training posts to be kept; bounds the file size)."""
+    this many training posts to be kept; bounds the file size), `max_features` (keep only the
+    most frequent n-grams of each kind; bounds the file of a model fitted on many posts),
+    `prior` (a fitted model whose log-probabilities, times `prior_weight`, are extra columns)."""
 
     name = "ngram-sentiment"
 
     def __init__(self, lexicon: Lexicon, *, C: float = 1.0, char_ngrams: tuple[int, int] = (2, 5),
-                 word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2, language: str = ""):
+                 word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2, max_features: int | None = None,
+                 language: str = "", prior: NgramSentiment | None = None, prior_weight: float = 0.5):
         self.lexicon = lexicon
         self.C = C
         self.char_ngrams = tuple(char_ngrams)
         self.word_ngrams = tuple(word_ngrams)
         self.min_df = min_df
+        self.max_features = max_features
         self.language = language
+        self.prior = prior
+        self.prior_weight = prior_weight
         self.classes_: tuple[str, ...] = ()
         self._vectorizers: tuple[TfidfVectorizer, TfidfVectorizer] | None = None
         self._model: LogisticRegression | None = None
+        self._digest: str | None = None
 
     @property
     def version(self) -> str:
-        return f"{self.language or 'any'}-{len(self._vectorizers[0].vocabulary_) if self._vectorizers else 0}"
+        """Language, vocabulary size and a hash of the coefficients as saved: a refitted prior of the
+        same size is another version, so a head fitted with the old one is refused."""
+        if self._model is None:
+            return f"{self.language or 'any'}-unfitted"
+        if self._digest is None:
+            self._digest = hashlib.sha256(np.round(self._model.coef_, 5).tobytes()).hexdigest()[:8]
+        own = f"{self.language or 'any'}-{len(self._vectorizers[0].vocabulary_)}-{self._digest}"
+        return f"{own}+{self.prior.version}" if self.prior is not None else own
 
     def _lexicon_columns(self, texts: Sequence[str]) -> np.ndarray:
         counts = self.lexicon.matrix(texts)
@@ -64,20 +86,30 @@ class NgramSentiment:
 
     def _features(self, normalised: Sequence[str]):
         chars, words = self._vectorizers
-        return hstack([chars.transform(normalised), words.transform(normalised),
-                       csr_matrix(self._lexicon_columns(normalised))]).tocsr()
+        blocks = [chars.transform(normalised), words.transform(normalised), csr_matrix(self._lexicon_columns(normalised))]
+        if self.prior is not None:
+            # Log-probabilities: a confident prior moves the head more than a hesitant one; the floor
+            # keeps a zero from becoming -inf.
+            blocks.append(csr_matrix(self.prior_weight * np.log(self.prior._proba(normalised) + 1e-3)))
+        return hstack(blocks).tocsr()
+
+    def _proba(self, normalised: Sequence[str]) -> np.ndarray:
+        return self._model.predict_proba(self._features(normalised))
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> NgramSentiment:
         if len(texts) != len(labels) or len(set(labels)) < 2:
             raise ValueError("need as many labels as texts, and at least two different labels")
+        if self.prior is not None and self.prior._model is None:
+            raise NgramModelError("the prior is not fitted")
         normalised = [normalise_post(t) for t in texts]
-        chars, words = _vectorizers(self.char_ngrams, self.word_ngrams, self.min_df)
+        chars, words = _vectorizers(self.char_ngrams, self.word_ngrams, self.min_df, self.max_features)
         chars.fit(normalised)
         words.fit(normalised)
         self._vectorizers = (chars, words)
         # Balanced: the corpora we learn from are small and their class mix is not the brand's.
         self._model = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced")
         self._model.fit(self._features(normalised), list(labels))
+        self._digest = None
         self.classes_ = tuple(str(c) for c in self._model.classes_)
         return self
 
@@ -86,7 +118,7 @@ class NgramSentiment:
             raise NgramModelError("this language head is not fitted")
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        return self._model.predict_proba(self._features([normalise_post(t) for t in texts]))
+        return self._proba([normalise_post(t) for t in texts])
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.classes_[i] for i in self.predict_proba(texts).argmax(axis=1)]
@@ -98,6 +130,8 @@ class NgramSentiment:
         chars, words = self._vectorizers
         data = {
             "format": FORMAT, "language": self.language, "C": self.C, "min_df": self.min_df,
+            "max_features": self.max_features,
+            "prior": self.prior.version if self.prior is not None else None, "prior_weight": self.prior_weight,
             "char_ngrams": list(self.char_ngrams), "word_ngrams": list(self.word_ngrams),
             "classes": list(self.classes_),
             # Vocabularies as lists in column order, so the idf and coefficient columns line up.
@@ -109,13 +143,22 @@ class NgramSentiment:
         return write_model_file(Path(path), data)
 
     @classmethod
-    def load(cls, path: Path | str, lexicon: Lexicon) -> NgramSentiment:
+    def load(cls, path: Path | str, lexicon: Lexicon, prior: NgramSentiment | None = None) -> NgramSentiment:
+        """`prior`: the model the head was fitted with, when it was fitted with one (checked by version)."""
         path = Path(path)
         try:
             data = read_model_file(path, FORMAT)
+            wanted = data["prior"]
+            if wanted is not None and (prior is None or prior.version != wanted):
+                # Another prior's columns mean other numbers: a silently wrong sentiment.
+                found = "none was given" if prior is None else f"not {prior.version!r}"
+                raise NgramModelError(f"{path}: this head was fitted with the prior {wanted!r}, {found}: run "
+                                      "`escalation-monitor train --heads-only`")
             head = cls(lexicon, C=data["C"], char_ngrams=tuple(data["char_ngrams"]),
-                       word_ngrams=tuple(data["word_ngrams"]), min_df=data["min_df"], language=data["language"])
-            chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df)
+                       word_ngrams=tuple(data["word_ngrams"]), min_df=data["min_df"],
+                       max_features=data["max_features"], language=data["language"],
+                       prior=prior if wanted is not None else None, prior_weight=data["prior_weight"])
+            chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df, head.max_features)
             for vectorizer, vocabulary, idf in ((chars, data["char_vocabulary"], data["char_idf"]),
                                                 (words, data["word_vocabulary"], data["word_idf"])):
                 vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabulary)}
@@ -123,7 +166,8 @@ class NgramSentiment:
                 if len(vectorizer.idf_) != len(vocabulary):
                     raise ValueError("idf and vocabulary differ in length")
             coef = np.asarray(data["coef"], dtype=np.float64)
-            columns = len(data["char_vocabulary"]) + len(data["word_vocabulary"]) + lexicon.matrix([]).shape[1]
+            columns = (len(data["char_vocabulary"]) + len(data["word_vocabulary"]) + lexicon.matrix([]).shape[1]
+                       + (len(prior.classes_) if head.prior is not None else 0))
             if coef.shape != (len(data["classes"]), columns):
                 raise ValueError(f"coefficients of shape {coef.shape} do not fit {columns} feature columns")
         except FileNotFoundError:

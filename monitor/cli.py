@@ -443,25 +443,28 @@ def train(
 ) -> None:
     """Train the bundled model (adapter, complaint head, language heads) from the public data, and
     report what it scores on held-out files."""
-    from classifiers.bundled import COMPLAINT_HEAD, language_head_path
+    from classifiers.bundled import COMPLAINT_HEAD, CROSSLINGUAL_PRIOR, language_head_path
     from classifiers.lexicon import Lexicon
     from classifiers.minilm import MiniLMClassifier, ModelError
     from classifiers.training import (RECIPE, Corpus, DataError, complaint_features, cross_validate_complaint_head,
                                       cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
-                                      train_complaint_head, train_language_head)
+                                      train_complaint_head, train_language_head, train_prior)
     from classifiers.training import train as train_model
 
     lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
     try:
         corpus = Corpus.load(data)
-        heads = {lang: train_language_head(lang, pairs, lexicon) for lang, pairs in language_head_data(corpus).items()}
+        prior = train_prior(corpus, lexicon)
+        heads = {lang: train_language_head(lang, pairs, lexicon, prior)
+                 for lang, pairs in language_head_data(corpus).items()}
     except DataError as exc:
         err.print(f"[red]--data[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    report: dict = {"language_heads": {lang: str(head.save(language_head_path(lang, heads_dir)))
+    report: dict = {"crosslingual_prior": str(prior.save(heads_dir / CROSSLINGUAL_PRIOR.name)),
+                    "language_heads": {lang: str(head.save(language_head_path(lang, heads_dir)))
                                        for lang, head in heads.items()}}
     if folds > 1:
-        report["dutch_head_cross_validated"] = cross_validate_dutch_head(corpus, lexicon, folds)
+        report["dutch_head_cross_validated"] = cross_validate_dutch_head(corpus, lexicon, folds, prior=prior)
     if heads_only:
         report["umsab_val_heads"] = evaluate_heads(corpus, heads)
         model = MiniLMClassifier(out)

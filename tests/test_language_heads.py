@@ -30,10 +30,28 @@ def lexicon():
     return Lexicon(bundled_config_dir() / "lexicons")
 
 
+# The prior's own language: the head below never sees these words.
+PRIOR_TRAIN = [("terrible awful day", "negative"), ("awful, just terrible", "negative"), ("so terrible :(", "negative"),
+               ("the train leaves at ten", "neutral"), ("at ten the train leaves", "neutral"), ("train at ten", "neutral"),
+               ("lovely great day :)", "positive"), ("great, just lovely", "positive"), ("so lovely :)", "positive")]
+
+
 @pytest.fixture(scope="module")
 def head(lexicon):
     texts, labels = zip(*TRAIN)
     return NgramSentiment(lexicon, C=10.0, min_df=1, language="nl").fit(list(texts), list(labels))
+
+
+@pytest.fixture(scope="module")
+def prior(lexicon):
+    texts, labels = zip(*PRIOR_TRAIN)
+    return NgramSentiment(lexicon, C=10.0, min_df=1, max_features=50, language="crosslingual").fit(list(texts), list(labels))
+
+
+@pytest.fixture(scope="module")
+def head_with_prior(lexicon, prior):
+    texts, labels = zip(*TRAIN)
+    return NgramSentiment(lexicon, C=10.0, min_df=1, language="nl", prior=prior).fit(list(texts), list(labels))
 
 
 def test_head_learns_shapes_and_labels(head):
@@ -66,6 +84,29 @@ def test_head_save_and_load_round_trip(head, lexicon, tmp_path):
     assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
 
 
+def test_prior_log_probabilities_are_three_more_columns(head, head_with_prior, prior):
+    texts = ["so terrible", "echt slecht en waardeloos", ""]
+    with_prior = head_with_prior._features(texts).toarray()
+    assert with_prior.shape[1] == head._features(texts).shape[1] + 3
+    assert np.allclose(with_prior[:, -3:], 0.5 * np.log(prior.predict_proba(texts) + 1e-3))
+    assert head_with_prior.version.startswith("nl-") and head_with_prior.version.endswith(f"+{prior.version}")
+    assert len(prior._vectorizers[0].vocabulary_) == 50  # max_features bounds the vocabulary
+
+
+def test_head_with_prior_round_trip_needs_that_prior(head_with_prior, prior, lexicon, tmp_path):
+    path = head_with_prior.save(tmp_path / "nl_sentiment.json.gz")
+    loaded = NgramSentiment.load(path, lexicon, NgramSentiment.load(prior.save(tmp_path / "prior.json.gz"), lexicon))
+    texts = [t for t, _ in TRAIN] + ["so terrible", "\x00" * 40]
+    assert np.allclose(loaded.predict_proba(texts), head_with_prior.predict_proba(texts), atol=1e-4)
+    with pytest.raises(NgramModelError, match="fitted with the prior .*none was given.*train --heads-only"):
+        NgramSentiment.load(path, lexicon)
+    other = NgramSentiment(lexicon, min_df=1, max_features=20).fit(*zip(*PRIOR_TRAIN))
+    with pytest.raises(NgramModelError, match=f"not '{other.version}'"):
+        NgramSentiment.load(path, lexicon, other)
+    with pytest.raises(NgramModelError, match="prior is not fitted"):
+        NgramSentiment(lexicon, prior=NgramSentiment(lexicon)).fit(*zip(*TRAIN))
+
+
 @pytest.mark.parametrize("spoil, message", [
     (lambda p: p.write_bytes(b"not gzip"), "not a valid language head file"),
     (lambda p: rewrite_model_file(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
@@ -81,11 +122,12 @@ def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     assert "nl_sentiment.json.gz" in str(info.value)
 
 
-def test_shipped_dutch_head_loads(lexicon):
+def test_shipped_heads_load_with_the_shipped_prior(lexicon):
     heads = load_language_heads(lexicon)
     assert set(heads) == {"nl", "fr", "es", "it", "pt"}
     for lang, head in heads.items():
         assert head.classes_ == SENTIMENT_LABELS and head.language == lang and language_head_path(lang).is_file()
+        assert head.prior is not None and head.prior.language == "crosslingual"
         assert head.predict_proba(HOSTILE).shape == (len(HOSTILE), 3)
 
 
@@ -182,9 +224,10 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
     assert report["complaint_head_cross_validated"]["n"] == len(COMPLAINTS)
     assert set(report["language_heads"]) == {"nl", "fr", "es", "it", "pt"}
     assert set(report["umsab_val_heads"]) == {"french", "spanish", "italian", "portuguese"}
-    head = NgramSentiment.load(tmp_path / "models" / "nl_sentiment.json.gz", lexicon)
-    assert head.predict(["echt slecht en waardeloos"]) == ["negative"]
-    assert NgramSentiment.load(tmp_path / "models" / "fr_sentiment.json.gz", lexicon).language == "fr"
+    assert report["crosslingual_prior"] == str(tmp_path / "models" / "crosslingual_prior.json.gz")
+    heads = load_language_heads(lexicon, tmp_path / "models")
+    assert heads["nl"].predict(["echt slecht en waardeloos"]) == ["negative"]
+    assert heads["fr"].language == "fr" and heads["fr"].prior.language == "crosslingual"
     complaint_head = ComplaintHead.load(tmp_path / "models" / "complaint_head.json.gz")
     transformer = MiniLMClassifier(DEFAULT_WEIGHTS)
     assert complaint_head.adapter == transformer.version
