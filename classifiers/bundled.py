@@ -72,10 +72,15 @@ class BundledModel:
         """{"sentiment": (n, 3) in SENTIMENT_LABELS order, "complaint": (n, 2) as ("no", "yes")}."""
         if len(langs) != len(texts):
             raise ValueError("need one language (or None) per text")
+        from threadpoolctl import threadpool_limits
+
         complaint = self.complaint_head
-        out = self.transformer.predict_all(texts, feature_heads={"complaint_scores": complaint.encoder_scores})
-        # The encoder's sentiment, before any language head replaces it: what the head was fitted on.
-        out["complaint"] = complaint.predict_proba_from_scores(out.pop("complaint_scores"), out["sentiment"], texts)
+        # The head's matrix products run between encoder batches; OpenBLAS threads left spinning
+        # after them took the cores from torch's (`eval complaints` 133 posts/s, 215-285 with one thread).
+        with threadpool_limits(limits=1, user_api="blas"):
+            out = self.transformer.predict_all(texts, feature_heads={"complaint_scores": complaint.encoder_scores})
+            # The encoder's sentiment, before any language head replaces it: what the head was fitted on.
+            out["complaint"] = complaint.predict_proba_from_scores(out.pop("complaint_scores"), out["sentiment"], texts)
         for lang, head in self.language_heads.items():
             rows = [i for i, code in enumerate(langs) if code == lang]
             if rows:
