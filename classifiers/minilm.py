@@ -42,7 +42,7 @@ LORA_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate
 FEATURE_LAYERS = (2, 3, 4, 5, 6)
 
 
-# A head on the encoder's features: (n, width) features -> (n, classes) probabilities.
+# A head on the encoder's features: (n, width) features -> (n, k) values (probabilities, scores).
 FeatureHead = Callable[[np.ndarray], np.ndarray]
 
 
@@ -212,7 +212,7 @@ class MiniLMClassifier:
         """Probabilities for every task from one encoder pass, in the order of `texts`.
 
         Each of `feature_heads` (name -> function of a batch's features, see `features`, giving
-        its rows' probabilities) is applied batch by batch in the same pass, so no features are
+        its rows' values) is applied batch by batch in the same pass, so no features are
         kept, and gives out[name]."""
         torch = _torch()
         spec = self._spec()

@@ -4,7 +4,8 @@ What each part learns from (nothing from a test split; TweetEval and UMSAB valid
 are only ever scored):
 - the adapter (sentiment): SemEval 2013-2016 (English; its `twitter-2016dev` part is held out to
   calibrate the decision biases) and the UMSAB train files (8 languages);
-- the complaint head (`classifiers.complaint_head`), on the adapter's features: the complaints file;
+- the complaint head (`classifiers.complaint_head`), on the adapter's features and sentiment, the
+  texts and their lexicon cues: the complaints file;
 - the cross-lingual prior (`classifiers.ngram`, read by the language heads): SemEval and the UMSAB
   train files of the languages without a head (English, German, Arabic, Hindi);
 - the language heads (`classifiers.ngram`), which decide sentiment for their language: the Dutch
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.complaint_head import ComplaintHead
+from classifiers.complaint_head import ComplaintHead, ComplaintInputs
 from classifiers.metrics import complaint_report, sentiment_report
 from classifiers.lexicon import Lexicon
 from classifiers.minilm import MiniLMClassifier
@@ -205,27 +206,31 @@ def evaluate(model: MiniLMClassifier, corpus: Corpus, heads: dict[str, NgramSent
             "umsab_val": {**umsab, **evaluate_heads(corpus, heads or {})}}
 
 
-def complaint_features(model: MiniLMClassifier, corpus: Corpus) -> tuple[np.ndarray, list[str]]:
-    """The complaints' features from one encoder pass, and their labels: the head and its
-    cross-validation both read them."""
+def complaint_inputs(model: MiniLMClassifier, corpus: Corpus) -> tuple[ComplaintInputs, list[str]]:
+    """The complaints' encoder features and sentiment from one encoder pass, their texts, and their
+    labels: the head and its cross-validation both read them."""
     texts, labels = _split(corpus.complaints)
-    return model.features(texts), labels
+    out = model.predict_all(texts, feature_heads={"features": lambda batch: batch})
+    return ComplaintInputs(out["features"], out["sentiment"], texts), labels
 
 
-def train_complaint_head(features: np.ndarray, labels: list[str], adapter: str, seed: int = 0) -> ComplaintHead:
-    return ComplaintHead(seed=seed, adapter=adapter).fit(features, labels)
+def train_complaint_head(inputs: ComplaintInputs, labels: list[str], lexicon: Lexicon, adapter: str,
+                         seed: int = 0) -> ComplaintHead:
+    return ComplaintHead(lexicon, seed=seed, adapter=adapter).fit(inputs, labels)
 
 
-def cross_validate_complaint_head(features: np.ndarray, labels: list[str], folds: int, seed: int = 0) -> dict:
-    """Complaint figures, each post scored by a head that did not train on it (the adapter never
-    sees complaints, so only the head needs refitting: seconds)."""
+def cross_validate_complaint_head(inputs: ComplaintInputs, labels: list[str], lexicon: Lexicon, folds: int,
+                                  seed: int = 0) -> dict:
+    """Complaint figures, each post scored by a head that did not train on it: the whole stack
+    (scorer strengths, stacker, threshold by inner cross-validation) is refitted on each training
+    fold. The adapter never sees complaints, so only the head needs refitting (minutes)."""
     predicted: dict[int, str] = {}
     chosen = []
     for held in _folds(len(labels), folds, seed):
         train_rows = np.setdiff1d(np.arange(len(labels)), held)
-        head = ComplaintHead(seed=seed).fit(features[train_rows], [labels[i] for i in train_rows])
-        predicted.update(zip(held.tolist(), head.predict(features[held])))
-        chosen.append(head.C_)
+        head = train_complaint_head(inputs.rows(train_rows), [labels[i] for i in train_rows], lexicon, "", seed)
+        predicted.update(zip(held.tolist(), head.predict(inputs.rows(held))))
+        chosen.append({"kernel_C": head.kernel_.C, "linear_C": head.linear_.C, "threshold": head.threshold_})
     order = sorted(predicted)
-    return {"folds": folds, "seed": seed, "C_chosen": chosen,
+    return {"folds": folds, "seed": seed, "chosen": chosen,
             **complaint_report([labels[i] for i in order], [predicted[i] for i in order], positive="yes")}

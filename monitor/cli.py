@@ -436,7 +436,7 @@ def train(
         "classifiers/models/minilm_adapter.safetensors"),
     heads_dir: Annotated[Path, typer.Option(help="Where to write the complaint and language heads.")] = Path(
         "classifiers/models"),
-    heads_only: Annotated[bool, typer.Option("--heads-only", help="Keep the adapter; refit only the heads (a minute).")] = False,
+    heads_only: Annotated[bool, typer.Option("--heads-only", help="Keep the adapter; refit only the heads (minutes).")] = False,
     device: Annotated[str, typer.Option(help="cpu, or cuda where a GPU is lent.")] = "cpu",
     folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds.")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -446,7 +446,7 @@ def train(
     from classifiers.bundled import COMPLAINT_HEAD, CROSSLINGUAL_PRIOR, language_head_path
     from classifiers.lexicon import Lexicon
     from classifiers.minilm import MiniLMClassifier, ModelError
-    from classifiers.training import (RECIPE, Corpus, DataError, complaint_features, cross_validate_complaint_head,
+    from classifiers.training import (RECIPE, Corpus, DataError, complaint_inputs, cross_validate_complaint_head,
                                       cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
                                       train_complaint_head, train_language_head, train_prior)
     from classifiers.training import train as train_model
@@ -481,13 +481,13 @@ def train(
         report["adapter_bytes"] = out.stat().st_size
         model = MiniLMClassifier(out)  # as shipped (fp16 factors): the heads are fitted on what users run
     try:
-        features, labels = complaint_features(model, corpus)
+        inputs, labels = complaint_inputs(model, corpus)
     except ModelError as exc:
         err.print(f"[red]--out[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    head = train_complaint_head(features, labels, adapter=model.version)
+    head = train_complaint_head(inputs, labels, lexicon, adapter=model.version)
     if folds > 1:
-        report["complaint_head_cross_validated"] = cross_validate_complaint_head(features, labels, folds)
+        report["complaint_head_cross_validated"] = cross_validate_complaint_head(inputs, labels, lexicon, folds)
     report["complaint_head"] = str(head.save(heads_dir / COMPLAINT_HEAD.name))
     if not heads_only:
         report.update(evaluate(model, corpus, heads))

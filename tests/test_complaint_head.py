@@ -1,4 +1,4 @@
-"""The complaint head: a linear model over the bundled encoder's layer features."""
+"""The complaint head: a stack over kernel, linear and text scorers, the encoder's sentiment and lexicon cues."""
 
 from __future__ import annotations
 
@@ -6,81 +6,135 @@ import numpy as np
 import pytest
 
 from classifiers.bundled import COMPLAINT_HEAD, BundledModel, load_bundled
-from classifiers.complaint_head import ComplaintHead, ComplaintHeadError
+from classifiers.complaint_head import THRESHOLDS, ComplaintHead, ComplaintHeadError, ComplaintInputs
 from classifiers.lexicon import Lexicon
 from classifiers.minilm import FEATURE_LAYERS, MiniLMClassifier
+from classifiers.model_file import encode_array
 from monitor.config import bundled_config_dir
 from tests.support import rewrite_model_file
 
 HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```"]
-
-
-def _separable(n=60, width=8, seed=1):
-    """Complaints have a high first column; nothing else tells them apart."""
-    rng = np.random.default_rng(seed)
-    features = rng.normal(size=(n, width))
-    labels = ["yes" if i % 3 == 0 else "no" for i in range(n)]
-    features[:, 0] += np.where(np.array(labels) == "yes", 4.0, -4.0)
-    return features, labels
+WORDS = ["order", "app", "today", "team", "delivery", "store", "week", "phone", "call", "update"]
 
 
 @pytest.fixture(scope="module")
-def head():
-    return ComplaintHead(Cs=(0.1, 1.0, 10.0), adapter="abc").fit(*_separable())
+def lexicon():
+    return Lexicon(bundled_config_dir() / "lexicons")
+
+
+def _separable(n=60, width=8, seed=1):
+    """Complaints are high in the first half of the feature columns; sentiment and texts are noise."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, width))
+    labels = ["yes" if i % 3 == 0 else "no" for i in range(n)]
+    features[:, :width // 2] += np.where(np.array(labels) == "yes", 3.0, -3.0)[:, None]
+    sentiment = rng.dirichlet(np.ones(3), size=n)
+    texts = [" ".join(rng.choice(WORDS, size=5)) for _ in range(n)]
+    return ComplaintInputs(features, sentiment, texts), labels
+
+
+@pytest.fixture(scope="module")
+def head(lexicon):
+    return ComplaintHead(lexicon, kernel_Cs=(0.3, 3.0), linear_Cs=(0.1, 1.0), components=4, adapter="abc").fit(*_separable())
 
 
 def test_head_learns_and_gives_probabilities(head):
-    features, labels = _separable(seed=2)
-    probs = head.predict_proba(features)
+    inputs, labels = _separable(seed=2)
+    probs = head.predict_proba(inputs)
     assert probs.shape == (len(labels), 2) and np.allclose(probs.sum(axis=1), 1.0)
     assert head.classes_ == ("no", "yes")
-    assert head.predict(features) == labels
-    assert head.C_ in head.Cs  # chosen by inner cross-validation
+    assert head.predict(inputs) == labels
+    # Chosen by inner cross-validation.
+    assert head.kernel_.C in head.kernel_Cs and head.linear_.C in head.linear_Cs and head.threshold_ in THRESHOLDS
+    assert head.projection_.matrix_.shape == (8, 4)
 
 
-def test_head_needs_both_labels_matching_rows_and_a_fit():
-    features, labels = _separable()
+def test_threshold_is_folded_into_the_intercept(lexicon, monkeypatch):
+    """Probability 0.5 is the tuned threshold: a head tuned to 0.3 is the 0.5 head shifted by logit(0.3)."""
+    inputs, labels = _separable()
+    probs = {}
+    for threshold in (0.3, 0.5):
+        monkeypatch.setattr("classifiers.complaint_head.THRESHOLDS", np.array([threshold]))
+        head = ComplaintHead(lexicon, kernel_Cs=(1.0,), linear_Cs=(1.0,), components=4).fit(inputs, labels)
+        assert head.threshold_ == threshold
+        probs[threshold] = head.predict_proba(_separable(seed=5)[0])[:, 1]
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert np.allclose(logit(probs[0.3]) - logit(probs[0.5]), -logit(0.3))
+    assert ((probs[0.3] >= 0.5) == (probs[0.5] >= 0.3)).all()
+
+
+def test_in_one_pass_scores_and_text_give_the_same_probabilities(head):
+    inputs, _ = _separable(seed=4)
+    scores = head.encoder_scores(inputs.features)
+    assert scores.shape == (len(inputs.texts), 2)
+    assert np.array_equal(head.predict_proba_from_scores(scores, inputs.sentiment, inputs.texts), head.predict_proba(inputs))
+
+
+def test_head_needs_both_labels_matching_rows_and_a_fit(lexicon):
+    inputs, labels = _separable()
     with pytest.raises(ValueError, match="both labels"):
-        ComplaintHead().fit(features, ["no"] * len(labels))
-    with pytest.raises(ValueError, match="one feature row per label"):
-        ComplaintHead().fit(features[:-1], labels)
+        ComplaintHead(lexicon).fit(inputs, ["no"] * len(labels))
+    with pytest.raises(ValueError, match="one feature row, sentiment row and text per label"):
+        ComplaintHead(lexicon).fit(ComplaintInputs(inputs.features, inputs.sentiment, inputs.texts[:-1]), labels)
     with pytest.raises(ComplaintHeadError, match="not fitted"):
-        ComplaintHead().predict_proba(features)
+        ComplaintHead(lexicon).predict_proba(inputs)
 
 
-def test_head_with_too_few_examples_to_choose_uses_the_middle_strength():
-    features, labels = _separable(n=4)
-    head = ComplaintHead().fit(features[:2], ["yes", "no"])
-    assert head.C_ == head.Cs[len(head.Cs) // 2]
+def test_head_with_too_few_examples_to_choose_uses_the_middle_strengths(lexicon):
+    inputs, _ = _separable(n=4)
+    head = ComplaintHead(lexicon).fit(inputs.rows(np.arange(2)), ["yes", "no"])
+    assert head.kernel_.C == head.kernel_Cs[len(head.kernel_Cs) // 2] and head.threshold_ == 0.5
+    assert head.predict_proba(inputs).shape == (4, 2)
 
 
-def test_wrong_feature_width_is_a_clear_error(head):
+def test_wrong_feature_width_and_row_counts_are_clear_errors(head):
+    inputs, _ = _separable(n=3)
     with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
-        head.predict_proba(np.zeros((2, 5)))
+        head.encoder_scores(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="one row of scores and of sentiment per text"):
+        head.predict_proba_from_scores(np.zeros((2, 2)), inputs.sentiment, inputs.texts)
 
 
-def test_save_and_load_round_trip(head, tmp_path):
+def test_hostile_texts_give_finite_probabilities(head):
+    n = len(HOSTILE)
+    inputs = ComplaintInputs(np.zeros((n, 8)), np.full((n, 3), 1 / 3), HOSTILE)
+    probs = head.predict_proba(inputs)
+    assert probs.shape == (n, 2) and np.isfinite(probs).all()
+    assert head.predict_proba(inputs.rows(np.arange(0))).shape == (0, 2)
+
+
+def test_save_and_load_round_trip(head, lexicon, tmp_path):
     path = head.save(tmp_path / "complaint_head.json.gz")
-    loaded = ComplaintHead.load(path)
-    features, _ = _separable(seed=3)
-    assert np.allclose(loaded.predict_proba(features), head.predict_proba(features), atol=1e-5)
-    assert loaded.adapter == "abc" and loaded.version == head.version
+    loaded = ComplaintHead.load(path, lexicon)
+    inputs, _ = _separable(seed=3)
+    assert np.array_equal(loaded.predict_proba(inputs), head.predict_proba(inputs))  # stored values were fitted
+    assert loaded.adapter == "abc" and loaded.version == head.version and loaded.threshold_ == head.threshold_
     assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
 
 
 @pytest.mark.parametrize("spoil, message", [
     (lambda p: p.write_bytes(b"\x00\x01binary"), "not a valid complaint head file"),
-    (lambda p: rewrite_model_file(p, lambda d: d.update(format="other/9")), "format 'other/9'"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(format="complaint-head/1")), "format 'complaint-head/1'"),
     (lambda p: rewrite_model_file(p, lambda d: d.update(classes=["yes", "no"])), "classes"),
-    (lambda p: rewrite_model_file(p, lambda d: d.update(coef=[[1.0], [2.0]])), "not one finite row"),
-    (lambda p: rewrite_model_file(p, lambda d: d.pop("intercept")), "not a valid complaint head file"),
+    (lambda p: rewrite_model_file(p, lambda d: d["kernel"]["support"].update(shape=[5, 3])), "holds"),
+    (lambda p: rewrite_model_file(p, lambda d: d["projection"]["mean"].update(dtype="int64")), "dtype 'int64'"),
+    (lambda p: rewrite_model_file(p, lambda d: d["kernel"]["support"].update(data="not base64!")), "not a valid"),
+    (lambda p: rewrite_model_file(p, lambda d: d["projection"].update(matrix=d["kernel"]["dual"])), "do not fit together"),
+    (lambda p: rewrite_model_file(p, lambda d: d["kernel"].update(dual=d["projection"]["mean"])), "do not fit together"),
+    (lambda p: rewrite_model_file(p, lambda d: d["kernel"].update(support=encode_array(np.zeros((1, 8)), "float16"),
+                                                                  dual=encode_array(np.ones(1), "float32"))),
+     "projection's width"),
+    (lambda p: rewrite_model_file(p, lambda d: d["text"]["vocabularies"][0].pop()), "do not fit together"),
+    (lambda p: rewrite_model_file(p, lambda d: d["linear"].update(coef=d["kernel"]["dual"])), "different widths"),
+    (lambda p: rewrite_model_file(p, lambda d: d["stacker"].update(coef=d["projection"]["mean"])), "stacker coefficients"),
+    (lambda p: rewrite_model_file(p, lambda d: d["stacker"].pop("intercept")), "not a valid complaint head file"),
     (lambda p: p.unlink(), "complaint head file not found"),
 ])
-def test_bad_head_file_is_named(head, tmp_path, spoil, message):
+def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     path = head.save(tmp_path / "complaint_head.json.gz")
     spoil(path)
     with pytest.raises(ComplaintHeadError, match=message) as info:
-        ComplaintHead.load(path)
+        ComplaintHead.load(path, lexicon)
     assert "complaint_head.json.gz" in str(info.value)
 
 
@@ -114,9 +168,12 @@ def test_feature_heads_run_in_the_same_pass(bundled):
     texts = ["ok", "Refund me now, third time I ask", "fine"]
     features = transformer.features(texts)
     assert features.shape == (3, len(FEATURE_LAYERS) * 384)
-    both = transformer.predict_all(texts, feature_heads={"complaint": bundled.complaint_head.predict_proba})
+    head = bundled.complaint_head
+    both = transformer.predict_all(texts, feature_heads={"scores": head.encoder_scores})
     assert np.allclose(both["sentiment"], transformer.predict_all(texts)["sentiment"], atol=1e-6)
-    assert np.allclose(both["complaint"], bundled.complaint_head.predict_proba(features), atol=1e-6)
+    assert np.allclose(both["scores"], head.encoder_scores(features), atol=1e-4)
+    alone = head.predict_proba(ComplaintInputs(features, both["sentiment"], texts))
+    assert np.allclose(bundled.predict_all(texts, ["en"] * 3)["complaint"], alone, atol=1e-5)
     assert transformer.features([]).shape == (0, len(FEATURE_LAYERS) * 384)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from classifiers.bundled import COMPLAINT_HEAD, BundledModel, language_head_path, load_language_heads
-from classifiers.complaint_head import ComplaintHead
+from classifiers.complaint_head import ComplaintHead, ComplaintInputs
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramModelError, NgramSentiment
@@ -131,16 +131,17 @@ def test_shipped_heads_load_with_the_shipped_prior(lexicon):
         assert head.predict_proba(HOSTILE).shape == (len(HOSTILE), 3)
 
 
-def test_bundled_model_routes_sentiment_by_language(head):
+def test_bundled_model_routes_sentiment_by_language(head, lexicon):
     transformer = MiniLMClassifier()
-    complaint_head = ComplaintHead.load(COMPLAINT_HEAD)
+    complaint_head = ComplaintHead.load(COMPLAINT_HEAD, lexicon)
     model = BundledModel(transformer, complaint_head, {"nl": head})
     texts = ["echt slecht en waardeloos", "This is wonderful, thank you!", "echt slecht en waardeloos"]
     out = model.predict_all(texts, ["nl", "en", None])
     alone = transformer.predict_all(texts)
     assert np.allclose(out["sentiment"][0], head.predict_proba(texts[:1])[0])
     assert np.allclose(out["sentiment"][1:], alone["sentiment"][1:])  # English and unknown: the transformer
-    assert np.allclose(out["complaint"], complaint_head.predict_proba(transformer.features(texts)))  # whatever the language
+    inputs = ComplaintInputs(transformer.features(texts), alone["sentiment"], texts)
+    assert np.allclose(out["complaint"], complaint_head.predict_proba(inputs), atol=1e-5)  # whatever the language
     assert model.name == "minilm-l6-lora+nl-ngram"
     with pytest.raises(ValueError, match="one language"):
         model.predict_all(texts, ["nl"])
@@ -148,7 +149,7 @@ def test_bundled_model_routes_sentiment_by_language(head):
 
 def test_dutch_complaints_also_come_from_the_term_lists(head, lexicon):
     transformer = MiniLMClassifier()
-    complaint_head = ComplaintHead.load(COMPLAINT_HEAD)
+    complaint_head = ComplaintHead.load(COMPLAINT_HEAD, lexicon)
     terms = LexiconComplaint(lexicon)
     model = BundledModel(transformer, complaint_head, {"nl": head}, terms)
     texts = ["Geen internet in Arnhem. Klantenservice onbereikbaar. Lekker dan.", "My order never arrived, again"]
@@ -228,7 +229,7 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
     heads = load_language_heads(lexicon, tmp_path / "models")
     assert heads["nl"].predict(["echt slecht en waardeloos"]) == ["negative"]
     assert heads["fr"].language == "fr" and heads["fr"].prior.language == "crosslingual"
-    complaint_head = ComplaintHead.load(tmp_path / "models" / "complaint_head.json.gz")
+    complaint_head = ComplaintHead.load(tmp_path / "models" / "complaint_head.json.gz", lexicon)
     transformer = MiniLMClassifier(DEFAULT_WEIGHTS)
     assert complaint_head.adapter == transformer.version
     BundledModel(transformer, complaint_head, {})  # fits the adapter it was trained on
