@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from classifiers.complaint_head import ComplaintHead, ComplaintHeadError
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
@@ -76,8 +77,6 @@ class BundledModel:
         """{"sentiment": (n, 3) in SENTIMENT_LABELS order, "complaint": (n, 2) as ("no", "yes")}."""
         if len(langs) != len(texts):
             raise ValueError("need one language (or None) per text")
-        from threadpoolctl import threadpool_limits
-
         complaint = self.complaint_head
         # The head's matrix products run between encoder batches; OpenBLAS threads left spinning
         # after them took the cores from torch's (`eval complaints` 133 posts/s, 215-285 with one thread).

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifiers.model_file import decode_array, encode_array, round_trip
+from classifiers.tfidf import restore, vocabulary_in_column_order
 from classifiers.textnorm import normalise_post
 
 # Posts are short; a cap bounds the n-gram count of hostile input.
@@ -138,8 +140,8 @@ class LinearScorer:
 
 
 class TextScorer:
-    """Sublinear tf-idf, each analyzer's block l2-normalised, as scikit-learn's TfidfVectorizer
-    computes it; done here from the stored vocabulary and idf so no fitted vectorizer is stored."""
+    """A logistic regression on sublinear word and character tf-idf; the vectorizers are stored as
+    vocabulary and idf (`classifiers.tfidf`)."""
 
     ANALYZERS = ({"analyzer": "word", "ngram_range": (1, 2), "token_pattern": _WORD_TOKENS},
                  {"analyzer": "char_wb", "ngram_range": (2, 5)})
@@ -147,23 +149,24 @@ class TextScorer:
     def __init__(self, C: float):
         self.C = C
 
-    def fit(self, texts: Sequence[str], y: np.ndarray) -> TextScorer:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    @classmethod
+    def _vectorizers(cls, min_df: int = 1) -> list[TfidfVectorizer]:
+        return [TfidfVectorizer(**analyzer, min_df=min_df, sublinear_tf=True) for analyzer in cls.ANALYZERS]
 
+    def fit(self, texts: Sequence[str], y: np.ndarray) -> TextScorer:
         texts = self._normalise(texts)
         min_df = 2 if len(texts) >= 100 else 1  # an n-gram counts once a second post has it
-        self.vocabularies_, self.idf_ = [], []
-        for analyzer in self.ANALYZERS:
-            vectorizer = TfidfVectorizer(**analyzer, min_df=min_df, sublinear_tf=True).fit(texts)
-            order = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
-            self.vocabularies_.append(order)
-            self.idf_.append(round_trip(vectorizer.idf_, "float16"))
+        self.vectorizers_ = [vectorizer.fit(texts) for vectorizer in self._vectorizers(min_df)]
+        for vectorizer in self.vectorizers_:
+            vectorizer.idf_ = round_trip(vectorizer.idf_, "float16")
         model = _logistic_regression(self.C).fit(self._matrix(texts), y)
         self.coef_ = round_trip(model.coef_[0], "float16")
         self.intercept_ = float(model.intercept_[0])
         return self
 
     def decision(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):  # scikit-learn's tf-idf refuses an empty batch
+            return np.zeros(0)
         return self._matrix(self._normalise(texts)) @ self.coef_ + self.intercept_
 
     @staticmethod
@@ -171,29 +174,25 @@ class TextScorer:
         return [normalise_post(t[:MAX_TEXT_CHARS]).lower() for t in texts]
 
     def _matrix(self, texts: list[str]) -> sp.csr_matrix:
-        from sklearn.feature_extraction.text import CountVectorizer
-
-        blocks = []
-        for analyzer, vocabulary, idf in zip(self.ANALYZERS, self.vocabularies_, self.idf_):
-            counts = CountVectorizer(**analyzer, vocabulary=vocabulary, dtype=np.float64).transform(texts)
-            counts.data = 1.0 + np.log(counts.data)
-            weighted = counts @ sp.diags(idf)
-            norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-            blocks.append(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ weighted)  # l2, and no posts is fine
-        return sp.hstack(blocks).tocsr()
+        return sp.hstack([vectorizer.transform(texts) for vectorizer in self.vectorizers_]).tocsr()
 
     def state(self) -> dict:
-        return {"C": self.C, "vocabularies": self.vocabularies_, "idf": [encode_array(i, "float16") for i in self.idf_],
+        return {"C": self.C, "vocabularies": [vocabulary_in_column_order(v) for v in self.vectorizers_],
+                "idf": [encode_array(v.idf_, "float16") for v in self.vectorizers_],
                 "coef": encode_array(self.coef_, "float16"), "intercept": self.intercept_}
 
     @classmethod
     def from_state(cls, state: dict) -> TextScorer:
         scorer = cls(C=float(state["C"]))
-        scorer.vocabularies_ = [list(map(str, v)) for v in state["vocabularies"]]
-        scorer.idf_ = [decode_array(i) for i in state["idf"]]
+        vocabularies, idf = state["vocabularies"], state["idf"]
+        if len(vocabularies) != len(cls.ANALYZERS) or len(idf) != len(cls.ANALYZERS):
+            raise ValueError(f"text scorer: {len(vocabularies)} vocabularies and {len(idf)} idf, "
+                             f"expected {len(cls.ANALYZERS)} of each: they do not fit together")
+        scorer.vectorizers_ = [restore(v, terms, decode_array(i))
+                               for v, terms, i in zip(cls._vectorizers(), vocabularies, idf)]
         scorer.coef_, scorer.intercept_ = decode_array(state["coef"]), float(state["intercept"])
-        sizes = [len(v) for v in scorer.vocabularies_]
-        if (len(sizes) != len(cls.ANALYZERS) or [i.shape for i in scorer.idf_] != [(n,) for n in sizes]
-                or scorer.coef_.shape != (sum(sizes),) or any(len(set(v)) != len(v) for v in scorer.vocabularies_)):
-            raise ValueError("text scorer vocabulary, idf and coefficients do not fit together")
+        columns = sum(len(v.vocabulary_) for v in scorer.vectorizers_)
+        if scorer.coef_.shape != (columns,):
+            raise ValueError(f"text scorer coefficients of shape {scorer.coef_.shape} and {columns} "
+                             "vocabulary terms do not fit together")
         return scorer

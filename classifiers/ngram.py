@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from classifiers.lexicon import Lexicon
 from classifiers.model_file import read_model_file, write_model_file
 from classifiers.textnorm import normalise_post
+from classifiers.tfidf import restore, vocabulary_in_column_order
 
 FORMAT = "ngram-sentiment/1"
 
@@ -135,8 +136,7 @@ class NgramSentiment:
             "char_ngrams": list(self.char_ngrams), "word_ngrams": list(self.word_ngrams),
             "classes": list(self.classes_),
             # Vocabularies as lists in column order, so the idf and coefficient columns line up.
-            "char_vocabulary": sorted(chars.vocabulary_, key=chars.vocabulary_.__getitem__),
-            "word_vocabulary": sorted(words.vocabulary_, key=words.vocabulary_.__getitem__),
+            "char_vocabulary": vocabulary_in_column_order(chars), "word_vocabulary": vocabulary_in_column_order(words),
             "char_idf": np.round(chars.idf_, 5).tolist(), "word_idf": np.round(words.idf_, 5).tolist(),
             "coef": np.round(self._model.coef_, 5).tolist(), "intercept": np.round(self._model.intercept_, 5).tolist(),
         }
@@ -159,12 +159,8 @@ class NgramSentiment:
                        max_features=data["max_features"], language=data["language"],
                        prior=prior if wanted is not None else None, prior_weight=data["prior_weight"])
             chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df, head.max_features)
-            for vectorizer, vocabulary, idf in ((chars, data["char_vocabulary"], data["char_idf"]),
-                                                (words, data["word_vocabulary"], data["word_idf"])):
-                vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabulary)}
-                vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
-                if len(vectorizer.idf_) != len(vocabulary):
-                    raise ValueError("idf and vocabulary differ in length")
+            restore(chars, data["char_vocabulary"], data["char_idf"])
+            restore(words, data["word_vocabulary"], data["word_idf"])
             coef = np.asarray(data["coef"], dtype=np.float64)
             columns = (len(data["char_vocabulary"]) + len(data["word_vocabulary"]) + lexicon.matrix([]).shape[1]
                        + (len(prior.classes_) if head.prior is not None else 0))
