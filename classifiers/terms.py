@@ -14,13 +14,42 @@ def _normalise(text: str) -> str:
     return " ".join(text.strip().lower().replace("\u2019", "'").split())
 
 
-def _pattern(term: str) -> str:
-    """A phrase as a regex: words in order, any whitespace between, `*` at the end = any word ending."""
+_SPACE, _WORD_END = r"\s+", r"\w*"
+
+
+def _atoms(term: str) -> tuple[str, ...]:
+    """A phrase as regex atoms: its characters, any whitespace between words, `*` at the end = any word ending."""
     term = term.strip().lower().replace("\u2019", "'")
     wildcard = term.endswith("*")
-    words = term.rstrip("*").split()
-    body = r"\s+".join(re.escape(w) for w in words)
-    return body + r"\w*" if wildcard else body
+    atoms: list[str] = []
+    for word in term.rstrip("*").split():
+        atoms.extend([_SPACE] if atoms else [])
+        atoms.extend(re.escape(ch) for ch in word)
+    return (*atoms, _WORD_END) if wildcard else tuple(atoms)
+
+
+def _trie_pattern(terms: Iterable[tuple[str, ...]]) -> str:
+    """One regex for many terms, shaped as a prefix tree: at each position the engine follows one
+    path instead of trying every term in turn (a plain alternation of 500 terms cost about 0.3 ms
+    a post). Longer terms are tried first and the optional tails are greedy, so a term wins over
+    a shorter one it starts with, as in an alternation sorted longest first."""
+    root: dict = {}
+    for atoms in terms:
+        node = root
+        for atom in atoms:
+            node = node.setdefault(atom, {})
+        node[""] = {}  # a term ends here
+
+    def render(node: dict) -> str:
+        # Literal characters before the wildcard tail, so "klantenservice" is tried before "klant*".
+        branches = [atom + render(child) for atom, child in sorted(node.items(), key=lambda kv: kv[0] == _WORD_END)
+                    if atom]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return render(root)
 
 
 class TermMatcher:
@@ -29,7 +58,7 @@ class TermMatcher:
     def __init__(self, labelled_terms: Iterable[tuple[str, str]]):
         self._exact: dict[str, tuple[str, str]] = {}
         self._prefixes: list[tuple[str, tuple[str, str]]] = []  # wildcard terms, longest first
-        parts = []
+        terms = []
         for label, term in labelled_terms:
             key = _normalise(term.rstrip("*")) if term else ""
             if not key:
@@ -38,13 +67,13 @@ class TermMatcher:
                 self._prefixes.append((key, (label, term)))
             else:
                 self._exact.setdefault(key, (label, term))
-            parts.append(_pattern(term))
+            terms.append(_atoms(term))
         self._prefixes.sort(key=lambda p: -len(p[0]))
-        # Plain alternation, longest first, with one boundary check around it: capture groups or
-        # a boundary per term make Python's regex engine many times slower on long lists. The
-        # boundaries also work for terms starting with '#' or '@' or ending in emoji.
-        parts.sort(key=len, reverse=True)
-        self._regex = re.compile(rf"(?<![\w#@])(?:{'|'.join(parts)})(?!\w)", re.IGNORECASE) if parts else None
+        # One boundary check around the whole tree: capture groups or a boundary per term make
+        # Python's regex engine many times slower on long lists. The boundaries also work for
+        # terms starting with '#' or '@' or ending in emoji.
+        self._regex = (re.compile(rf"(?<![\w#@])(?:{_trie_pattern(terms)})(?!\w)", re.IGNORECASE)
+                       if terms else None)
 
     def _term_of(self, matched: str) -> tuple[str, str] | None:
         key = _normalise(matched)

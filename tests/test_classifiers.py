@@ -9,6 +9,7 @@ import pytest
 from classifiers.language import LanguageIdentifier
 from classifiers.lexicon import SENTIMENT_LABELS
 from classifiers.post import MAX_TEXT_CHARS, PostText, clean_text
+from classifiers.terms import TermMatcher
 from classifiers.triggers import TriggerDetector
 from monitor.config import bundled_config_dir
 from monitor.models import AlertMessage, Author, Owner, Severity
@@ -86,6 +87,21 @@ def test_no_trigger_in_ordinary_chatter(classifier, text):
 def test_term_needs_word_boundaries(triggers):
     # "sue" is a legal term; "issue" and "pursue" are not threats.
     assert not any(t.category == "legal" for t in triggers.find("there is an issue I want to pursue", "en"))
+
+
+def test_term_matcher_prefers_the_longest_term_that_ends_at_a_word_boundary():
+    matcher = TermMatcher([("churn", "klant*"), ("service", "klantenservice"), ("bad", "slecht"),
+                           ("bad-service", "slechte service"), ("shaming", "#boycott")])
+
+    def found(text):
+        return [(label, text[start:end]) for label, _, start, end in matcher.finditer(text)]
+
+    assert found("De KLANTENSERVICE is slecht") == [("service", "KLANTENSERVICE"), ("bad", "slecht")]
+    assert found("klanten en klantje") == [("churn", "klanten"), ("churn", "klantje")]
+    assert found("wat een slechte \n service, #boycott") == [("bad-service", "slechte \n service"),
+                                                              ("shaming", "#boycott")]
+    # A longer term that fails gives way to no match, not to a shorter term inside a word.
+    assert found("slechte slechter #boycotten") == []
 
 
 # --- language ----------------------------------------------------------------------------------------
