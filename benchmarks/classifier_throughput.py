@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import time
 from pathlib import Path
 
 from monitor.tsv import read_tsv
+
+
+def cpu_model() -> str:
+    """The processor's name: the figure depends on it (int8 kernels gain most where the CPU has VNNI)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="bundled", help="bundled, lexicon, or a Hugging Face name or folder")
@@ -44,4 +55,5 @@ run(texts)
 seconds = time.perf_counter() - started
 print(json.dumps({"model": args.model, "quantized": args.model == "bundled" and not args.no_quantize,
                   "posts": len(texts), "posts_per_s": round(len(texts) / seconds, 1),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  "cpu": cpu_model()}))
