@@ -87,6 +87,20 @@ def test_head_with_too_few_examples_to_choose_uses_the_middle_strengths(lexicon)
     assert head.predict_proba(inputs).shape == (4, 2)
 
 
+def test_a_column_that_barely_varies_cannot_swing_the_scores(lexicon):
+    """Two encoder feature columns sit near 1e-32 for every post; rounding that differs between
+    CPUs must not move a post's complaint probability."""
+    inputs, labels = _separable()
+    features = inputs.features.copy()
+    features[:, -1] = 5e-32 + 1e-34 * np.arange(len(features))
+    head = ComplaintHead(lexicon, kernel_Cs=(1.0,), linear_Cs=(1.0,), components=4).fit(
+        ComplaintInputs(features, inputs.sentiment, inputs.texts), labels)
+    elsewhere = features.copy()
+    elsewhere[:, -1] = 0.0
+    probs = [head.predict_proba(ComplaintInputs(f, inputs.sentiment, inputs.texts))[:, 1] for f in (features, elsewhere)]
+    assert np.allclose(probs[0], probs[1], atol=1e-6)
+
+
 def test_wrong_feature_width_and_row_counts_are_clear_errors(head):
     inputs, _ = _separable(n=3)
     with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
