@@ -41,9 +41,16 @@ def _trie_pattern(terms: Iterable[tuple[str, ...]]) -> str:
         node[""] = {}  # a term ends here
 
     def render(node: dict) -> str:
+        branches = []
         # Literal characters before the wildcard tail, so "klantenservice" is tried before "klant*".
-        branches = [atom + render(child) for atom, child in sorted(node.items(), key=lambda kv: kv[0] == _WORD_END)
-                    if atom]
+        for atom, child in sorted(node.items(), key=lambda kv: kv[0] == _WORD_END):
+            if not atom:
+                continue
+            chain = [atom]
+            while len(child) == 1 and "" not in child:  # a run without branches: no recursion, however long the term
+                ((atom, child),) = child.items()
+                chain.append(atom)
+            branches.append("".join(chain) + render(child))
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"

@@ -102,6 +102,8 @@ def test_term_matcher_prefers_the_longest_term_that_ends_at_a_word_boundary():
                                                               ("shaming", "#boycott")]
     # A longer term that fails gives way to no match, not to a shorter term inside a word.
     assert found("slechte slechter #boycotten") == []
+    # A term as long as a post is one more term, not a recursion error.
+    assert [label for label, *_ in TermMatcher([("long", "a" * 5000)]).finditer("a" * 5000)] == ["long"]
 
 
 # --- language ----------------------------------------------------------------------------------------
