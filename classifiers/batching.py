@@ -33,10 +33,16 @@ def pad(rows: Sequence[Sequence[int]], pad_id: int = 0):
     return ids, mask
 
 
+def cores(num_threads: int | None = None) -> int:
+    """`num_threads` when given, else the cores this process may run on (not the machine's count)."""
+    return num_threads or len(os.sched_getaffinity(0))
+
+
 def use_cores(num_threads: int | None) -> None:
-    """torch's intra-op threads = the cores this process may run on (not the machine's count)."""
+    """torch's intra-op threads = `cores(num_threads)`, for the calling thread: each thread keeps its
+    own count (OpenMP), so a worker thread that wants another sets its own."""
     import torch
 
-    threads = num_threads or len(os.sched_getaffinity(0))
+    threads = cores(num_threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)

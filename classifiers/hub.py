@@ -85,6 +85,7 @@ class HubSentiment:
         if unknown or len(texts) != len(labels) or not texts:
             raise ValueError(f"fit needs one label per text from {self.classes_}; got unknown {sorted(unknown)[:5]}")
         self._load()
+        use_cores(self.num_threads)
         encoded = self._encode(texts)
         target_of = {label: self._columns[i] for i, label in enumerate(self.classes_)}
         optimizer = torch.optim.AdamW(self._net.parameters(), lr=self.learning_rate)

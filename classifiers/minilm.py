@@ -207,16 +207,17 @@ class MiniLMClassifier:
         outside the adapter (the complaint head) learn from."""
         return self.predict_all(texts, feature_heads={"features": lambda batch: batch})["features"]
 
-    def predict_all(self, texts: Sequence[str],
-                    feature_heads: Mapping[str, FeatureHead] | None = None) -> dict[str, np.ndarray]:
+    def predict_all(self, texts: Sequence[str], feature_heads: Mapping[str, FeatureHead] | None = None,
+                    num_threads: int | None = None) -> dict[str, np.ndarray]:
         """Probabilities for every task from one encoder pass, in the order of `texts`.
 
         Each of `feature_heads` (name -> function of a batch's features, see `features`, giving
         its rows' values) is applied batch by batch in the same pass, so no features are
-        kept, and gives out[name]."""
+        kept, and gives out[name]. `num_threads`: torch threads for this call (default: the
+        model's `num_threads`)."""
         torch = _torch()
         spec = self._spec()
-        net = self._inference_net()
+        net = self._inference_net(num_threads)
         feature_heads = dict(feature_heads or {})
         layers = FEATURE_LAYERS if feature_heads else ()
         width = len(layers) * net.encoder.config.hidden_size
@@ -261,6 +262,7 @@ class MiniLMClassifier:
                 raise ValueError(f"task {task!r}: unknown labels {sorted(unknown)[:5]}")
         random.seed(self.seed)
         torch.manual_seed(self.seed)
+        use_cores(self.num_threads)  # a prediction before may have left this thread with one
         tasks = {t: list(TASK_LABELS[t]) for t in data}
         self.spec_ = AdapterSpec(rank=self.rank, alpha=self.alpha, max_length=self.max_length, tasks=tasks,
                                  trained_on={t: len(d[0]) for t, d in data.items()})
@@ -426,10 +428,16 @@ class MiniLMClassifier:
         self._lora_state = state
         self._quantized = False
 
-    def _inference_net(self) -> _Network:
+    def load(self) -> MiniLMClassifier:
+        """Read, merge and quantize the model now rather than on the first prediction (which does
+        it otherwise): threads that then predict at once share it."""
+        self._inference_net()
+        return self
+
+    def _inference_net(self, num_threads: int | None = None) -> _Network:
         self._spec()
         net = self._net
-        use_cores(self.num_threads)
+        use_cores(num_threads or self.num_threads)
         if self.quantize and not self._quantized:
             ids, mask = pad(self._encode(list(SAMPLE_POSTS)))
             channels = outlier_channels(net.encoder, lambda: net.encoder(input_ids=ids, attention_mask=mask))

@@ -177,7 +177,11 @@ def test_shipped_model_reads_complaints(bundled):
     assert set(out) == {"sentiment", "complaint"}
 
 
-def test_feature_heads_run_in_the_same_pass(bundled):
+def test_feature_heads_run_in_the_same_pass(bundled, monkeypatch):
+    import classifiers.bundled
+
+    # One share, batched as `features` was: int8 activations are scaled per batch.
+    monkeypatch.setattr(classifiers.bundled, "cores", lambda num_threads=None: 1)
     transformer = bundled.transformer
     texts = ["ok", "Refund me now, third time I ask", "fine"]
     features = transformer.features(texts)
