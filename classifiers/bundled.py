@@ -78,12 +78,13 @@ class BundledModel:
     def predict_all(self, texts: Sequence[str], langs: Sequence[str | None]) -> dict[str, np.ndarray]:
         """{"sentiment": (n, 3) in SENTIMENT_LABELS order, "complaint": (n, 2) as ("no", "yes")}.
 
-        Each core scores its own share of the posts (every k-th), with one torch thread: two
-        shares at once kept 2 cores busier than one share on two threads (4,000 tweets on an
-        Intel Xeon with 2 cores: 428 against 364 posts/s),
-        as the tokenizer, the heads and the Python between torch's operations run for one share
-        while the other's matrix products do. Int8 activations are scaled per batch, so a post's
-        probabilities move by a little with the posts it is batched with, as they did before."""
+        Each core (the transformer's `num_threads`, default: every core this process may use)
+        scores its own share of the posts (every k-th) with one torch thread. Two shares at once
+        kept 2 cores busier than one share on two threads (10,000 tweets, Intel Xeon: 370-417
+        against 324-326 posts/s): the tokenizer, the heads and the Python between torch's
+        operations run for one share while the other's matrix products do. Int8 activations are
+        scaled per batch, so a post's probabilities move a little with the posts it is batched
+        with, as they did before."""
         if len(langs) != len(texts):
             raise ValueError("need one language (or None) per text")
         self.transformer.load()  # once, before the workers, which would otherwise both quantize it

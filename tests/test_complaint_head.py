@@ -178,10 +178,8 @@ def test_shipped_model_reads_complaints(bundled):
 
 
 def test_feature_heads_run_in_the_same_pass(bundled, monkeypatch):
-    import classifiers.bundled
-
     # One share, batched as `features` was: int8 activations are scaled per batch.
-    monkeypatch.setattr(classifiers.bundled, "cores", lambda num_threads=None: 1)
+    monkeypatch.setattr(bundled.transformer, "num_threads", 1)
     transformer = bundled.transformer
     texts = ["ok", "Refund me now, third time I ask", "fine"]
     features = transformer.features(texts)

@@ -164,17 +164,14 @@ def test_dutch_complaints_also_come_from_the_term_lists(head, lexicon):
     assert np.allclose(out["complaint"].sum(axis=1), 1.0)
 
 
-def test_each_core_scores_a_share_and_the_rows_come_back_in_order(head, lexicon, monkeypatch):
-    import classifiers.bundled as bundled
-
-    transformer = MiniLMClassifier(quantize=False, batch_size=2)
+def test_each_core_scores_a_share_and_the_rows_come_back_in_order(head, lexicon):
+    transformer = MiniLMClassifier(quantize=False, batch_size=2, num_threads=3)
     model = BundledModel(transformer, ComplaintHead.load(COMPLAINT_HEAD, lexicon), {"nl": head}, LexiconComplaint(lexicon))
     texts = ["echt slecht en waardeloos", "This is wonderful, thank you!", "Geen internet, ik ga opzeggen",
              "My order never arrived, again", "ok", "Super, geweldig gedaan, dank", "meh " * 40]
     langs = ["nl", "en", "nl", None, "en", "nl", "en"]
-    monkeypatch.setattr(bundled, "cores", lambda num_threads=None: 3)
-    shared = model.predict_all(texts, langs)
-    monkeypatch.setattr(bundled, "cores", lambda num_threads=None: 1)
+    shared = model.predict_all(texts, langs)  # three shares
+    transformer.num_threads = 1
     alone = model.predict_all(texts, langs)
     for key in ("sentiment", "complaint"):
         assert shared[key].shape == alone[key].shape
