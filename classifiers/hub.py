@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from classifiers.batching import length_sorted_batches, pad, use_cores
+from classifiers.batching import length_sorted_batches, pad, use_cores, without_onednn
 from classifiers.lexicon import SENTIMENT_LABELS
 from classifiers.textnorm import normalise_post
 
@@ -66,7 +66,7 @@ class HubSentiment:
             return out
         encoded = self._encode(texts)
         self._net.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), without_onednn():
             for rows in length_sorted_batches(encoded, self.batch_size):
                 ids, mask = pad([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
                 logits = self._net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits

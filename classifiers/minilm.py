@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.batching import length_sorted_batches, pad, use_cores
+from classifiers.batching import length_sorted_batches, pad, use_cores, without_onednn
 from classifiers.encoder import sha256_file, verified_encoder_dir
 from classifiers.lexicon import SENTIMENT_LABELS
 from classifiers.quantization import SAMPLE_POSTS, outlier_channels, quantize_encoder
@@ -226,7 +226,7 @@ class MiniLMClassifier:
         if texts:
             encoded = self._encode(texts)
             bias = {t: torch.tensor(spec.logit_bias.get(t, [0.0] * len(spec.tasks[t]))) for t in spec.tasks}
-            with torch.inference_mode():
+            with torch.inference_mode(), without_onednn():
                 for rows in length_sorted_batches(encoded, self.batch_size):
                     ids, mask = pad([encoded[i] for i in rows])
                     pooled, per_layer = net.pooled_layers(ids, mask, layers)

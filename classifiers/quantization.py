@@ -98,7 +98,8 @@ def outlier_channels(encoder, run_samples: Callable[[], None], ratio: float = OU
 
 def quantize_encoder(encoder, channels: dict):
     """The encoder with `channels` (see `outlier_channels`) split off in float and every linear
-    layer int8 (weights per output row, activations per batch)."""
+    layer int8 (weights per output row, activations per batch). Changes `encoder` in place:
+    quantizing a copy held two float encoders at once (peak RSS after loading 733 MB, in place 609)."""
     torch = _torch()
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -109,4 +110,4 @@ def quantize_encoder(encoder, channels: dict):
         setattr(encoder.get_submodule(parent), child, split(encoder.get_submodule(name), idx, in_place))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch marks eager int8 as deprecated; it is still the fastest on CPU
-        return quantize_dynamic(encoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        return quantize_dynamic(encoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)

@@ -55,6 +55,13 @@ NEAR_DUPLICATE_COSINE = 0.8
 RECIPE = {"rank": 16, "alpha": 32.0, "epochs": 1.5, "learning_rate": 8e-4, "train_batch_size": 32}
 
 
+# The language heads' recipe (the prior keeps NgramSentiment's defaults), chosen by cross-validation
+# on training data only: n-gram columns scaled by their naive Bayes ratio ** 0.5, C = 3. Against
+# C = 1 unscaled: Dutch 5-fold CV, mean of 10 fold splits not used to choose, 0.646 against 0.639
+# (better on 8 of 10); 5-fold CV on the UMSAB train files es +0.002, it +0.005, fr +0.009, pt +0.011.
+HEAD_PARAMS = {"C": 3.0, "nb_scale": 0.5}
+
+
 class DataError(ValueError):
     """A training file is missing or not in the expected format."""
 
@@ -165,7 +172,7 @@ def train_language_head(language: str, pairs: list[tuple[str, str]], lexicon: Le
                         prior: NgramSentiment | None = None) -> NgramSentiment:
     if len({label for _, label in pairs}) < 2:
         raise DataError(f"language head {language!r}: its training file has fewer than two labels left")
-    return NgramSentiment(lexicon, language=language, prior=prior).fit(*_split(pairs))
+    return NgramSentiment(lexicon, language=language, prior=prior, **HEAD_PARAMS).fit(*_split(pairs))
 
 
 def cross_validate_dutch_head(corpus: Corpus, lexicon: Lexicon, folds: int, seed: int = 0,

@@ -93,6 +93,27 @@ def test_prior_log_probabilities_are_three_more_columns(head, head_with_prior, p
     assert len(prior._vectorizers[0].vocabulary_) == 50  # max_features bounds the vocabulary
 
 
+def test_naive_bayes_scaling_is_folded_into_the_saved_coefficients(head, lexicon, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from classifiers.ngram import _nb_scale
+
+    texts, labels = (list(column) for column in zip(*TRAIN))
+    scaled = NgramSentiment(lexicon, C=10.0, min_df=1, language="nl", nb_scale=0.5).fit(texts, labels)
+    probe = texts + ["slecht maar super", "iets heel anders"]
+    # What the head must equal: a regression fitted on, and reading, the scaled n-gram columns.
+    features = scaled._features(probe).toarray()
+    n_grams = sum(len(v.vocabulary_) for v in scaled._vectorizers)
+    scale = np.ones(features.shape[1])
+    scale[:n_grams] = _nb_scale(scaled._features(texts)[:, :n_grams], labels) ** 0.5
+    reference = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(features[:len(texts)] * scale, labels)
+    assert np.allclose(scaled.predict_proba(probe), reference.predict_proba(features * scale), atol=1e-4)
+    assert not np.allclose(scaled.predict_proba(probe), head.predict_proba(probe), atol=1e-3)
+    loaded = NgramSentiment.load(scaled.save(tmp_path / "nl_sentiment.json.gz"), lexicon)
+    assert loaded.nb_scale == 0.5
+    assert np.allclose(loaded.predict_proba(probe), scaled.predict_proba(probe), atol=1e-4)
+
+
 def test_head_with_prior_round_trip_needs_that_prior(head_with_prior, prior, lexicon, tmp_path):
     path = head_with_prior.save(tmp_path / "nl_sentiment.json.gz")
     loaded = NgramSentiment.load(path, lexicon, NgramSentiment.load(prior.save(tmp_path / "prior.json.gz"), lexicon))
