@@ -79,10 +79,10 @@ class BundledModel:
         """{"sentiment": (n, 3) in SENTIMENT_LABELS order, "complaint": (n, 2) as ("no", "yes")}.
 
         Each core (the transformer's `num_threads`, default: every core this process may use)
-        scores its own share of the posts (every k-th) with one torch thread. Two shares at once
-        kept 2 cores busier than one share on two threads (10,000 tweets, Intel Xeon: 370-417
-        against 324-326 posts/s): the tokenizer, the heads and the Python between torch's
-        operations run for one share while the other's matrix products do. Int8 activations are
+        scores its own share of the posts (every k-th) on one thread. Two shares at once kept 2
+        cores busier than one share on two threads (10,000 tweets, Intel Xeon, torch's int8
+        encoder: 370-417 against 324-326 posts/s): the tokenizer, the heads and the Python
+        between the encoder's operations run for one share while the other's matrix products do. Int8 activations are
         scaled per batch, so a post's probabilities move a little with the posts it is batched
         with, as they did before."""
         if len(langs) != len(texts):
@@ -90,7 +90,7 @@ class BundledModel:
         self.transformer.load()  # once, before the workers, which would otherwise both quantize it
         workers = min(cores(self.transformer.num_threads), len(texts))
         # The head's matrix products run between encoder batches; OpenBLAS threads left spinning
-        # after them took the cores from torch's (`eval complaints` 133 posts/s, 215-285 with one
+        # after them took the cores from the encoder's (`eval complaints` 133 posts/s, 215-285 with one
         # thread). The limit is process-wide, so it is set here, around all the workers.
         with threadpool_limits(limits=1, user_api="blas"):
             if workers <= 1:

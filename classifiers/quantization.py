@@ -8,12 +8,12 @@ channels a handful of levels and 8 % of TweetEval's labels flipped against float
 those channels bypass the int8 matrix and are multiplied in float32 (the LLM.int8()
 decomposition, Dettmers et al. 2022), and weights get one scale per output column.
 
-ONNX Runtime rather than torch's eager `quantize_dynamic`: on the same int8 arithmetic its
-kernels and fused operators ran the encoder twice as fast (10,000 tweets, one thread, AMD EPYC
-with AVX-512 VNNI: 470-514 against 200-270 posts/s). The weights are quantized here, straight
-into ONNX Runtime's fused DynamicQuantizeMatMul, rather than by `onnxruntime.quantization`,
-which holds two more copies of the model while it works (peak RSS while loading 858 against 717
-MB); the benchmark ran 704-762 posts/s with its model and 794 with this one.
+ONNX Runtime rather than torch's eager `quantize_dynamic` (which torch has deprecated): with the
+same recipe its kernels and fused operators ran the encoder a fifth faster (4,000 tweets, one
+thread, AMD EPYC with AVX-512 VNNI, the two alternating: 609-629 against 513-523 posts/s), for
+about 1.4 s more at load (export included). The weights are quantized here, straight into ONNX
+Runtime's fused DynamicQuantizeMatMul, rather than by `onnxruntime.quantization`, which holds
+two more copies of the model while it works (peak RSS while loading 858 against 717 MB).
 """
 
 from __future__ import annotations
