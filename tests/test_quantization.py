@@ -138,3 +138,10 @@ def test_weights_become_int8_in_seven_bits_with_a_scale_per_output_column(tmp_pa
         assert scale.shape == (weight.shape[1],)
         original = next(w for w in _weights(block).values() if w.shape == weight.shape[::-1])
         assert np.abs(weight * scale - original.T).max() <= scale.max() / 2 + 1e-6
+
+
+def test_switching_quantize_off_after_loading_int8_gives_the_float_model_back():
+    texts = ["Worst service ever", "Thanks, all sorted!"]
+    model = MiniLMClassifier(quantize=True).load()
+    model.quantize = False  # the float network was handed over to the int8 model: it is read again
+    assert np.allclose(model.predict_proba(texts), MiniLMClassifier(quantize=False).predict_proba(texts), atol=1e-6)
