@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -150,13 +151,17 @@ def quantize_matmuls(model, keep_float: Sequence[str] = ()) -> None:
     becomes ONNX Runtime's DynamicQuantizeMatMul (in place): activations u8, scaled per call;
     weights int8 with one scale per output column, in 7 bits ([-63, 63]), so that CPUs without
     VNNI, which sum u8 x s8 pairs in 16 bits, cannot overflow."""
-    from onnx import helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     constants = {init.name: init for init in graph.initializer}
+    uses = Counter(name for node in graph.node for name in node.input)
     nodes = []
     for node in graph.node:
-        if node.op_type != "MatMul" or node.name in keep_float or node.input[1] not in constants:
+        constant = constants.get(node.input[1]) if node.op_type == "MatMul" else None
+        # A weight that another node also reads stays float: rewriting it would change what that node reads.
+        if (constant is None or node.name in keep_float or constant.data_type != TensorProto.FLOAT
+                or uses[constant.name] > 1):
             nodes.append(node)
             continue
         x, weight_name = node.input

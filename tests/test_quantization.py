@@ -145,3 +145,21 @@ def test_switching_quantize_off_after_loading_int8_gives_the_float_model_back():
     model = MiniLMClassifier(quantize=True).load()
     model.quantize = False  # the float network was handed over to the int8 model: it is read again
     assert np.allclose(model.predict_proba(texts), MiniLMClassifier(quantize=False).predict_proba(texts), atol=1e-6)
+
+
+def test_a_weight_two_products_share_stays_float(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input_ids", "w"], ["h"], name="first"),
+         helper.make_node("MatMul", ["h", "w"], ["out"], name="second")],
+        "tied", [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 4]) for name in ("input_ids", "attention_mask")],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4])], [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    quantize_matmuls(model)
+    assert [node.op_type for node in model.graph.node] == ["MatMul", "MatMul"]
+    onnx.save(model, str(tmp_path / "tied.onnx"))
+    x = np.ones((2, 4), dtype=np.float32)
+    out = Int8Encoder(tmp_path / "tied.onnx", ["out"]).run(x, x)["out"]
+    assert np.allclose(out, x @ weight @ weight, atol=1e-4)
