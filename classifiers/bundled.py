@@ -82,9 +82,9 @@ class BundledModel:
         scores its own share of the posts (every k-th) on one thread. Two shares at once kept 2
         cores busier than one share on two threads (10,000 tweets, Intel Xeon, torch's int8
         encoder: 370-417 against 324-326 posts/s): the tokenizer, the heads and the Python
-        between the encoder's operations run for one share while the other's matrix products do. Int8 activations are
-        scaled per batch, so a post's probabilities move a little with the posts it is batched
-        with, as they did before."""
+        between the encoder's operations run for one share while the other's matrix products
+        do. Int8 activations are scaled per batch, so a post's probabilities move a little with
+        the posts it is batched with, as they did before."""
         if len(langs) != len(texts):
             raise ValueError("need one language (or None) per text")
         self.transformer.load()  # once, before the workers, which would otherwise both quantize it
