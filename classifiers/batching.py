@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
+
 
 def length_sorted_batches(encoded: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
     """Row indices in batches of similar token length."""
@@ -16,17 +18,24 @@ def length_sorted_batches(encoded: Sequence[Sequence[int]], batch_size: int) -> 
         yield order[start:start + batch_size]
 
 
-def pad(rows: Sequence[Sequence[int]], pad_id: int = 0):
-    """Token id rows -> (input_ids, attention_mask) tensors, right-padded to the longest row."""
-    import torch
-
+def pad(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Token id rows -> (input_ids, attention_mask), int64 arrays right-padded to the longest row
+    (numpy, so that the int8 path runs without torch; torch callers wrap them with `torch.from_numpy`)."""
     width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        ids[i, :len(r)] = r
         mask[i, :len(r)] = 1
     return ids, mask
+
+
+def pad_tensors(rows: Sequence[Sequence[int]], pad_id: int = 0):
+    """`pad` as torch tensors (sharing the arrays' memory)."""
+    import torch
+
+    ids, mask = pad(rows, pad_id)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def cores(num_threads: int | None = None) -> int:

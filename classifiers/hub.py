@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from classifiers.batching import length_sorted_batches, pad, use_cores, without_onednn
+from classifiers.batching import length_sorted_batches, pad_tensors, use_cores, without_onednn
 from classifiers.lexicon import SENTIMENT_LABELS
 from classifiers.textnorm import normalise_post
 
@@ -68,7 +68,7 @@ class HubSentiment:
         self._net.eval()
         with torch.inference_mode(), without_onednn():
             for rows in length_sorted_batches(encoded, self.batch_size):
-                ids, mask = pad([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
+                ids, mask = pad_tensors([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
                 logits = self._net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 out[rows] = probs[:, self._columns]
@@ -92,7 +92,7 @@ class HubSentiment:
         self._net.train()
         for _ in range(self.epochs):
             for rows in length_sorted_batches(encoded, self.batch_size):
-                ids, mask = pad([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
+                ids, mask = pad_tensors([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
                 logits = self._net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                 target = torch.tensor([target_of[labels[i]] for i in rows], device=self.device)
                 torch.nn.functional.cross_entropy(logits, target).backward()

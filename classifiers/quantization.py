@@ -193,7 +193,17 @@ class Int8Encoder:
         # Memory patterns are planned and kept per input shape; posts come in ever new shapes.
         options.enable_mem_pattern = False
         options.log_severity_level = 3  # its notes on unused initializers are not the operator's concern
-        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
+
+        try:
+            self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except (Fail, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
+            raise QuantizationError(f"{model_path}: not a model ONNX Runtime can load ({exc})") from None
+        outputs = {out.name for out in self.session.get_outputs()}
+        missing = [name for name in output_names if name not in outputs]
+        if missing:
+            raise QuantizationError(f"{model_path}: the model has no output {', '.join(missing)}")
+        self.model_path = Path(model_path)
         self.output_names = list(output_names)
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:

@@ -23,6 +23,21 @@ PG_DATABASE = "test"
 PG_USERS = ("postgres", "root")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def int8_cache_dir(tmp_path_factory):
+    """Built int8 models go to a folder of this run (commands run as subprocesses inherit it): the
+    run neither reads nor fills the user's cache, and builds each model once."""
+    from classifiers.int8_cache import CACHE_DIR_ENV
+
+    before = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("int8-cache"))
+    yield Path(os.environ[CACHE_DIR_ENV])
+    if before is None:
+        del os.environ[CACHE_DIR_ENV]
+    else:
+        os.environ[CACHE_DIR_ENV] = before
+
+
 @pytest.fixture(autouse=True)
 def restore_logging():
     """Commands reconfigure the root logger onto the runner's (then closed) stderr: put it back."""

@@ -1,0 +1,112 @@
+"""Built int8 models kept on disk between runs.
+
+Building the int8 encoder (`classifiers.quantization`) means importing torch, loading the float
+encoder, exporting and quantizing it: seconds at every start, and the process's peak memory.
+The result depends only on the adapter file, the pinned encoder, the code that builds it and
+the versions of the libraries that export it, so it is kept under a key made of all of these:
+a new adapter, encoder, build code or library gives a new key and a fresh build, never a stale
+model. Files are written whole (to a temporary name, then renamed), so a reader never sees half
+of one, and entries unused for `KEEP_DAYS` are removed when another is stored.
+
+The folder belongs to the user who runs the monitor, like its virtual environment: whoever can
+write to it could replace a model, as they could replace the installed code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "ESCALATION_MONITOR_CACHE_DIR"
+KEEP_DAYS = 30
+# Libraries whose version can change the exported model.
+EXPORT_LIBRARIES = ("torch", "transformers", "onnx")
+_PREFIX, _SUFFIX = "minilm-int8-", ".onnx"
+
+
+def default_cache_dir() -> Path | None:
+    """$ESCALATION_MONITOR_CACHE_DIR when set (set but empty: no cache), else the platform's cache
+    folder for this user (e.g. ~/.cache/escalation-monitor on Linux)."""
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip() else None
+    from platformdirs import user_cache_path
+
+    return user_cache_path("escalation-monitor", appauthor=False)
+
+
+def _version(library: str) -> str:
+    try:
+        return metadata.version(library)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def cache_key(parts: Iterable[str], code_files: Iterable[Path]) -> str:
+    """sha256 of `parts` (digests of the model's files, settings), of the build code's bytes and of
+    the export libraries' versions."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    for path in code_files:
+        digest.update(path.read_bytes() + b"\0")
+    for library in EXPORT_LIBRARIES:
+        digest.update(f"{library}=={_version(library)}\0".encode())
+    return digest.hexdigest()
+
+
+class Int8Cache:
+    """The built models in `folder`, one file per key."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{_PREFIX}{key[:32]}{_SUFFIX}"
+
+    def find(self, key: str) -> Path | None:
+        """The model stored under `key`, if any; its time is renewed, so models in use are kept."""
+        path = self.path(key)
+        try:
+            os.utime(path)
+        except OSError:
+            return None
+        return path
+
+    def store(self, key: str, built: Path) -> None:
+        """Keep a copy of the model file `built` under `key`. Failing to (a read-only or full disk)
+        costs only the next start's time: it is logged, not raised."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=".building-", dir=self.folder)
+            os.close(handle)
+            try:
+                shutil.copyfile(built, temporary)
+                os.replace(temporary, self.path(key))
+            finally:
+                Path(temporary).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("int8 model not kept in %s (%s): the next start builds it again", self.folder, exc)
+            return
+        self._remove_unused(keep=self.path(key))
+
+    def discard(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def _remove_unused(self, keep: Path) -> None:
+        cutoff = time.time() - KEEP_DAYS * 86400
+        for path in self.folder.glob(f"{_PREFIX}*{_SUFFIX}"):
+            try:
+                if path != keep and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:  # another process removed or renewed it meanwhile
+                continue
