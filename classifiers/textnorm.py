@@ -9,9 +9,21 @@ _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
+def well_formed(text: str) -> str:
+    """`text` as UTF-8 can hold it: a surrogate pair left as two code points is joined, a lone
+    surrogate (an emoji an API cut in half, kept by JSON's `\\ud83d` escape; a command-line
+    argument that was not UTF-8) becomes U+FFFD, and NUL characters go (PostgreSQL refuses them).
+    Either made the tokenizer and the store raise."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def normalise_post(text: str) -> str:
     """Handles and links carry no sentiment and are unknown words to the encoder."""
-    text = _URL.sub("http", text)
+    text = _URL.sub("http", well_formed(text))
     return _USER.sub("@user", text)
 
 

@@ -10,6 +10,17 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from classifiers.textnorm import well_formed
+
+
+def _well_formed_fields(record) -> None:
+    """Every str field of a frozen record made `well_formed`: these come from API bodies, and one
+    malformed string failed its whole batch's insert (and so the collector's every retry)."""
+    for name in record.__slots__:
+        value = getattr(record, name)
+        if isinstance(value, str):
+            object.__setattr__(record, name, well_formed(value))
+
 
 class Severity(str, enum.Enum):
     medium = "medium"
@@ -38,6 +49,9 @@ class Author:
     handle: str
     followers: int = 0
     verified: bool = False
+
+    def __post_init__(self) -> None:
+        _well_formed_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,9 @@ class MentionIn:
     conversation_id: str | None = None
     in_reply_to: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        _well_formed_fields(self)
 
 
 @dataclass(frozen=True, slots=True)

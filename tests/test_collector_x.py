@@ -92,6 +92,15 @@ def test_collects_normalised_mentions_and_the_brands_own_replies(fake, make_coll
     assert request.arg("since_id") is None  # the first run takes what recent search still has
 
 
+def test_a_tweet_cut_inside_an_emoji_is_stored_with_the_rest_of_its_page(fake, make_collector, sqlite_store, clock):
+    # The body carries the half emoji as a lone "\\ud83d" escape, as X's truncated texts do.
+    cut = fake.post("acme router down again \ud83d", "someone")
+    whole = fake.post("acme fine today", "someone else")
+    drain(make_collector(), sqlite_store, clock)
+    texts = {key: row["text"] for key, row in stored(sqlite_store).items()}
+    assert texts == {cut: "acme router down again \ufffd", whole: "acme fine today"}
+
+
 def test_since_id_continues_across_restarts(fake, make_collector, sqlite_store, clock):
     first = [fake.post(f"acme post {i}", f"user{i}") for i in range(3)]
     run(make_collector(), sqlite_store, clock)

@@ -65,6 +65,24 @@ def test_ingest_is_idempotent_and_moves_the_cursor(store):
     assert [s.observed_at for s in snapshots] == [T0, T0 + timedelta(minutes=1)]
 
 
+def test_malformed_text_from_an_api_is_stored_without_losing_the_batch(store):
+    # An emoji cut in half by an API's truncation arrives as a lone surrogate escape ("\\ud83d");
+    # PostgreSQL refuses NUL. Either failed the whole batch, and so every retry of the collector.
+    batch = [build_mention("1", "router down again \ud83d"), build_mention("2", "nul\x00inside", handle="a\udcffb"),
+             build_mention("3", "an ordinary post")]
+    result = ingest(store, batch, "c1")
+    assert len(result.new_ids) == 3 and store.cursor("x", BRAND) == "c1"
+    stored = {m.external_id: m for m in store.mentions(result.new_ids)}
+    assert stored["1"].text == "router down again \ufffd"
+    assert stored["2"].text == "nulinside" and stored["2"].author.handle == "a\ufffdb"
+    assert stored["3"].text == "an ordinary post"
+
+
+def test_a_source_error_quoting_a_malformed_body_is_recorded(store):
+    store.record_source_failure("x", BRAND, T0, "bad body: \x00\ud83d", T0 + timedelta(minutes=1), "back-off")
+    assert store.source_health("x", BRAND).last_error == "bad body: \ufffd"
+
+
 def test_cursor_is_kept_per_collector_and_brand(store):
     ingest(store, [build_mention("1")], "x-cursor", collector="x")
     ingest(store, [], "replay-cursor", collector="replay")

@@ -17,7 +17,8 @@ from monitor.config import bundled_config_dir
 
 NEGATIVE = "This is the worst service ever, I am furious and want my money back"
 POSITIVE = "Thank you so much, the new app is great and support was wonderful!"
-HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```"]
+HOSTILE = ["", " ", "\x00\xff\ufffe" * 50, "a" * 100_000, "🙂" * 500, "<!channel> <@U123> ```",
+           "cut emoji \ud83d", "\udcff not UTF-8 on the command line"]
 
 
 @pytest.fixture(scope="module")

@@ -18,4 +18,5 @@ def plain_text(markup: str | None) -> str:
 
 def fit_id(raw: str) -> str:
     """A source's id as the store keeps it: ids that are long URLs are hashed to fit the column."""
-    return raw if len(raw) <= MAX_ID_LENGTH else "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    # surrogatepass: an id with a lone surrogate escape still hashes (the store gets no surrogate).
+    return raw if len(raw) <= MAX_ID_LENGTH else "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()

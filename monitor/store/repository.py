@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from classifiers.textnorm import well_formed
 from monitor.models import (
     LabelledAlert,
     Author,
@@ -294,7 +295,7 @@ class Store:
                               pause_reason: str) -> None:
         with self.session() as s:
             row = _health_row(s, source, brand)
-            row.last_error_at, row.last_error = now, error
+            row.last_error_at, row.last_error = now, well_formed(error)  # it may quote a malformed body
             row.failures += 1
             row.paused_until, row.pause_reason = paused_until, pause_reason
 
@@ -838,7 +839,7 @@ class Store:
         with self.session() as s:
             row = s.get_one(OutboxRow, item_id)
             row.attempts += 1
-            row.last_error = error[:1000]
+            row.last_error = well_formed(error[:1000])
             if retry_at is None:
                 row.state = "failed"
             else:
