@@ -106,6 +106,15 @@ def test_an_unreadable_cached_model_is_built_again_and_replaced(tmp_path, caplog
     assert np.array_equal(MiniLMClassifier(cache_dir=tmp_path).predict_proba(TEXTS), reference)
 
 
+def test_a_folder_where_the_cached_model_should_be_costs_only_time(tmp_path, caplog):
+    model = MiniLMClassifier(cache_dir=tmp_path)
+    cache, key = model._int8_cache()
+    (cache.path(key) / "something").mkdir(parents=True)  # neither readable as a model nor removable by unlink
+    with caplog.at_level(logging.WARNING):
+        assert np.array_equal(model.predict_proba(TEXTS), MiniLMClassifier(cache_dir=False).predict_proba(TEXTS))
+    assert "not removed" in caplog.text and "not kept" in caplog.text
+
+
 def test_a_cache_folder_that_cannot_be_written_costs_only_time(tmp_path, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
