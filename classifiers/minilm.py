@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers import quantization
 from classifiers.batching import cores, length_sorted_batches, pad, pad_tensors, use_cores, without_onednn
 from classifiers.encoder import ENCODER_SHA256, sha256_file, verified_encoder_dir
 from classifiers.int8_cache import Int8Cache, cache_key, default_cache_dir
 from classifiers.lexicon import SENTIMENT_LABELS
-from classifiers import quantization
 from classifiers.quantization import (SAMPLE_POSTS, Int8Encoder, QuantizationError, export_onnx, int8_encoder,
                                       outlier_channels, release_freed_memory)
 from classifiers.textnorm import normalise_post

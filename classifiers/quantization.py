@@ -180,6 +180,49 @@ def quantize_matmuls(model, keep_float: Sequence[str] = ()) -> None:
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
 
 
+def fold_biases(model) -> int:
+    """Each Add of a constant vector to a DynamicQuantizeMatMul's product (directly, or after the
+    Add that joins an outlier split's two products) becomes that operator's bias input, in place;
+    returns how many. ONNX Runtime then adds the bias as it writes the product rather than in one
+    more pass over it (36 passes in MiniLM)."""
+    from onnx import TensorProto
+
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    uses = Counter(name for node in graph.node for name in node.input)
+    uses.update(output.name for output in graph.output)  # a graph output is read too: never renamed
+    producer = {name: node for node in graph.node for name in node.output}
+
+    def only_reader(name: str, op_type: str):
+        node = producer.get(name)
+        return node if node is not None and node.op_type == op_type and uses[name] == 1 else None
+
+    def is_bias_of(name: str, product) -> bool:
+        bias, weight = constants.get(name), constants[product.input[1]]
+        return (bias is not None and bias.data_type == TensorProto.FLOAT and list(bias.dims) == [weight.dims[1]]
+                and not (len(product.input) > 4 and product.input[4]))
+
+    folded: set[int] = set()
+    for index, add in enumerate(graph.node):
+        if add.op_type != "Add":
+            continue
+        for bias, term in (add.input, add.input[::-1]):
+            product = last = only_reader(term, "DynamicQuantizeMatMul")
+            if product is None and (split_sum := only_reader(term, "Add")) is not None:
+                product = next(filter(None, (only_reader(x, "DynamicQuantizeMatMul") for x in split_sum.input)), None)
+                last = split_sum  # its output becomes the bias Add's
+            if product is not None and is_bias_of(bias, product):
+                product.input.extend([""] * (4 - len(product.input)) + [bias])
+                last.output[0] = add.output[0]
+                producer[add.output[0]] = last
+                folded.add(index)
+                break
+    kept = [node for index, node in enumerate(graph.node) if index not in folded]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return len(folded)
+
+
 class Int8Encoder:
     """An ONNX Runtime session over the int8 model; `run` is safe to call from several threads at
     once (each call computes on its own thread: one intra-op thread, so callers choose the cores)."""
@@ -220,6 +263,7 @@ def int8_encoder(exported: Path, output_names: Sequence[str], channels: Mapping[
 
     model = onnx.load(str(exported))
     quantize_matmuls(model, keep_float=split_outlier_channels(model, channels, weights))
+    fold_biases(model)
     quantized = exported.with_name("int8.onnx")
     onnx.save(model, str(quantized))
     del model

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from classifiers.minilm import MiniLMClassifier
-from classifiers.quantization import (Int8Encoder, QuantizationError, export_onnx, int8_encoder, outlier_channels,
-                                      quantize_matmuls,
-                                      split_outlier_channels)
+from classifiers.quantization import (Int8Encoder, QuantizationError, export_onnx, fold_biases, int8_encoder,
+                                      outlier_channels, quantize_matmuls, split_outlier_channels)
 
 
 class _Block(torch.nn.Module):
@@ -138,6 +137,24 @@ def test_weights_become_int8_in_seven_bits_with_a_scale_per_output_column(tmp_pa
         assert scale.shape == (weight.shape[1],)
         original = next(w for w in _weights(block).values() if w.shape == weight.shape[::-1])
         assert np.abs(weight * scale - original.T).max() <= scale.max() / 2 + 1e-6
+
+
+def test_biases_are_added_by_the_int8_products_themselves(tmp_path):
+    torch.manual_seed(0)
+    block = _Block()
+    model = onnx.load(str(_exported(block, tmp_path)))
+    quantize_matmuls(model, keep_float=split_outlier_channels(model, {"intermediate.dense": [3]}, _weights(block)))
+    onnx.save(model, str(tmp_path / "unfolded.onnx"))
+    # Both shapes: the split layer (bias after the Add joining its int8 and float products) and the plain one.
+    assert fold_biases(model) == 2
+    onnx.save(model, str(tmp_path / "folded.onnx"))
+    vectors = {init.name for init in model.graph.initializer if len(init.dims) == 1}
+    assert not [node for node in model.graph.node if node.op_type == "Add" and set(node.input) & vectors]
+    assert all(len(node.input) == 5 for node in model.graph.node if node.op_type == "DynamicQuantizeMatMul")
+    x, mask = _inputs(batch=3, tokens=7)
+    unfolded = _run(Int8Encoder(tmp_path / "unfolded.onnx", ["out"]), x, mask)
+    assert np.allclose(_run(Int8Encoder(tmp_path / "folded.onnx", ["out"]), x, mask), unfolded,
+                       atol=1e-4 * np.abs(unfolded).max())
 
 
 def test_switching_quantize_off_after_loading_int8_gives_the_float_model_back():
