@@ -13,7 +13,8 @@ same recipe its kernels and fused operators ran the encoder a fifth faster (4,00
 thread, AMD EPYC with AVX-512 VNNI, the two alternating: 609-629 against 513-523 posts/s), for
 about 1.4 s more at load (export included). The weights are quantized here, straight into ONNX
 Runtime's fused DynamicQuantizeMatMul, rather than by `onnxruntime.quantization`, which holds
-two more copies of the model while it works (peak RSS while loading 858 against 717 MB).
+two more copies of the model while it works (peak RSS while loading 858 against 717 MB); the
+layers' biases become those operators' own bias inputs (`fold_biases`).
 """
 
 from __future__ import annotations
