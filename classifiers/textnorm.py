@@ -13,7 +13,7 @@ def well_formed(text: str) -> str:
     """`text` as UTF-8 can hold it: a surrogate pair left as two code points is joined, a lone
     surrogate (an emoji an API cut in half, kept by JSON's `\\ud83d` escape; a command-line
     argument that was not UTF-8) becomes U+FFFD, and NUL characters go (PostgreSQL refuses them).
-    Either made the tokenizer and the store raise."""
+    Each made the tokenizer or the store raise."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -143,3 +143,10 @@ def test_429_pauses_for_retry_after(fake, make_collector, sqlite_store, clock):
     fake.publish("/feed.xml", "Acme")
     fake.fail("429")
     collecting.check_rate_limit_pause(collector, sqlite_store, clock, {}, fake, T0 + timedelta(seconds=120))
+
+
+def test_a_long_id_with_a_lone_surrogate_is_hashed_like_any_other():
+    from monitor.collectors.text import MAX_ID_LENGTH, fit_id
+
+    raw = "https://news.example/" + "a" * MAX_ID_LENGTH + "\ud83d"  # a JSON body's cut-off emoji escape
+    assert fit_id(raw).startswith("sha256:") and fit_id(raw) != fit_id(raw[:-1])
