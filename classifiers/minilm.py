@@ -217,7 +217,7 @@ class MiniLMClassifier:
         self._trained = False  # the network in memory was trained here, not read from `weights`
         self._int8: Int8Encoder | None = None
         self._verified_encoder_dir: Path | None = None
-        self._version: tuple[Path, str] | None = None
+        self._weights_digest: tuple[Path, str] | None = None
         self.spec_: AdapterSpec | None = None
 
     # -- names shown in classifications -------------------------------------------------
@@ -228,9 +228,12 @@ class MiniLMClassifier:
         """The adapter file's hash: stored with every classification, so hashed once per file."""
         if self.weights is None or not self.weights.is_file():
             return "unsaved"
-        if self._version is None or self._version[0] != self.weights:
-            self._version = (self.weights, sha256_file(self.weights)[:12])
-        return self._version[1]
+        return self._weights_sha256()[:12]
+
+    def _weights_sha256(self) -> str:
+        if self._weights_digest is None or self._weights_digest[0] != self.weights:
+            self._weights_digest = (self.weights, sha256_file(self.weights))
+        return self._weights_digest[1]
 
     def classes(self, task: str) -> tuple[str, ...]:
         spec = self._spec()
@@ -273,8 +276,7 @@ class MiniLMClassifier:
                 for name, apply in feature_heads.items():
                     extra[name].append((rows, apply(outputs["features"])))
         for name, apply in feature_heads.items():
-            width = len(FEATURE_LAYERS) * self._encoder_config()["hidden_size"]
-            parts = extra[name] or [([], apply(np.zeros((0, width), dtype=np.float32)))]  # no texts: the head's width
+            parts = extra[name] or [([], apply(self._no_features()))]  # no texts: the head's width
             out[name] = np.zeros((len(texts), parts[0][1].shape[1]), dtype=np.float32)
             for rows, probs in parts:
                 out[name][rows] = probs
@@ -433,7 +435,7 @@ class MiniLMClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(self._lora_state, str(path), metadata={"spec": json.dumps(asdict(self._spec()))})
-        self.weights, self._version = path, None
+        self.weights, self._weights_digest = path, None
         return path
 
     # -- internals ----------------------------------------------------------------------
@@ -539,7 +541,7 @@ class MiniLMClassifier:
                     cache.discard(key)
             if self._int8 is None:
                 self._int8 = self._build_int8(cache, key)
-            release_freed_memory()  # what building freed (about 100 MB), for a daemon that runs for weeks
+                release_freed_memory()  # what building freed (about 100 MB), for a daemon that runs for weeks
         return self._int8
 
     def _int8_cache(self) -> tuple[Int8Cache | None, str]:
@@ -550,7 +552,7 @@ class MiniLMClassifier:
             return None, ""
         self._spec()  # a missing or invalid adapter file is a ModelError before anything else
         self._encoder_dir()  # and so is a changed encoder package, cache or not
-        parts = [sha256_file(self.weights), *(ENCODER_SHA256[name] for name in sorted(ENCODER_SHA256))]
+        parts = [self._weights_sha256(), *(ENCODER_SHA256[name] for name in sorted(ENCODER_SHA256))]
         return Int8Cache(Path(folder)), cache_key(parts, INT8_BUILD_CODE)
 
     def _build_int8(self, cache: Int8Cache | None, key: str) -> Int8Encoder:
@@ -572,8 +574,11 @@ class MiniLMClassifier:
                 cache.store(key, int8.model_path)
         return int8
 
-    def _encoder_config(self) -> dict:
-        return json.loads((self._encoder_dir() / "config.json").read_text(encoding="utf-8"))
+    def _no_features(self) -> np.ndarray:
+        """Features of no posts, (0, width): the width from the encoder's config, so that a call
+        without posts loads no network."""
+        config = json.loads((self._encoder_dir() / "config.json").read_text(encoding="utf-8"))
+        return np.zeros((0, len(FEATURE_LAYERS) * config["hidden_size"]), dtype=np.float32)
 
     def _tokenizer_(self, max_length: int):
         """The encoder's own tokenizer file read by `tokenizers` (transformers' AutoTokenizer gives

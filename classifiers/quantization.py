@@ -230,6 +230,7 @@ class Int8Encoder:
 
     def __init__(self, model_path: Path, output_names: Sequence[str]):
         import onnxruntime
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -237,8 +238,6 @@ class Int8Encoder:
         # Memory patterns are planned and kept per input shape; posts come in ever new shapes.
         options.enable_mem_pattern = False
         options.log_severity_level = 3  # its notes on unused initializers are not the operator's concern
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
-
         try:
             self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except (Fail, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:

@@ -160,7 +160,7 @@ def test_biases_are_added_by_the_int8_products_themselves(tmp_path):
 def test_switching_quantize_off_after_loading_int8_gives_the_float_model_back():
     texts = ["Worst service ever", "Thanks, all sorted!"]
     model = MiniLMClassifier(quantize=True).load()
-    model.quantize = False  # the float network was handed over to the int8 model: it is read again
+    model.quantize = False  # no float network is held beside the int8 one (handed over, or never read: cached)
     assert np.allclose(model.predict_proba(texts), MiniLMClassifier(quantize=False).predict_proba(texts), atol=1e-6)
 
 
