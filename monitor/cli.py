@@ -638,3 +638,7 @@ def eval_storm_scenario(
         raise typer.Exit(2) from None
     storm = sum(1 for e in events if "storm" in e)
     out.print(f"wrote {out_file}: {len(events) - storm} background posts, {storm} storm posts", highlight=False)
+
+
+if __name__ == "__main__":  # `python -m monitor.cli`, as well as the `escalation-monitor` entry point
+    app(prog_name="escalation-monitor")

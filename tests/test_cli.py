@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -44,6 +46,14 @@ def write_config(tmp_path, name="cfg.yaml", **overrides):
 
 
 # --- demo ---------------------------------------------------------------------------------------------
+
+def test_python_m_runs_the_command_line():
+    """`python -m monitor.cli` is the same program as the `escalation-monitor` entry point."""
+    done = subprocess.run([sys.executable, "-m", "monitor.cli", "db", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: escalation-monitor db" in done.stdout and "upgrade" in done.stdout
+
 
 def test_demo_json_summary(runner, scenario_file):
     scenario = scenario_file(small_threat_scenario(T0))

@@ -166,3 +166,24 @@ def test_waiting_on_another_department_and_back_from_buttons(wired, socket_fake,
     assert [r.text for r in fake_slack.replies(message.ts)] == [
         "Claimed by <@U01SANNE>", "Waiting on another department, says <@U01SANNE>",
         "Back from the other department, says <@U01DAAN>", "Resolved by <@U01SANNE>"]
+
+
+def test_a_click_with_malformed_text_or_shapes_is_applied_or_ignored_never_lost(wired, socket_fake, sqlite_store,
+                                                                                caplog):
+    """Slack's JSON can carry a lone surrogate escape (`\\ud800`) or, from a broken proxy, values of
+    the wrong type; the click is recorded with the character replaced, or ignored, and the listener
+    goes on with the next."""
+    clock, notifier, _ = wired
+    esc = open_escalation(sqlite_store, alert_payload())
+    deliver_pending(sqlite_store, notifier, clock)
+    send(socket_fake, {"type": "block_actions", "user": {"id": 5}, "actions": ["escalation_claim", None, 7]})
+    send(socket_fake, {"type": "block_actions", "user": "U01SANNE", "actions": {"action_id": "escalation_claim"}})
+    broken = click("escalation_claim", esc, "U01SANNE")
+    broken["actions"][0]["block_id"] = ["escalation:1"]
+    send(socket_fake, broken)
+    unhashable = click("escalation_claim", esc, "U01SANNE")
+    unhashable["actions"][0]["action_id"] = ["escalation_claim"]
+    send(socket_fake, unhashable)
+    send(socket_fake, click("escalation_claim", esc, "U0\ud800X"))
+    wait_until(lambda: state_rewrites(sqlite_store, esc) == 1)
+    assert events(sqlite_store, esc) == [("opened", None), ("claimed", "slack:U0\ufffdX")]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import NoResultFound
 
+from classifiers.textnorm import well_formed
 from monitor.clock import Clock
 from monitor.config import TeamConfig
 from monitor.models import EscalationState
@@ -40,21 +41,32 @@ class ClickResult:
 
 
 def parse_clicks(payload: dict) -> list[Click]:
-    """The escalation buttons in a `block_actions` payload (anything else is not ours)."""
-    if payload.get("type") != "block_actions":
+    """The escalation buttons in a `block_actions` payload (anything else, or anything of another
+    shape than Slack's, is not ours). Ids are made `well_formed`: JSON can carry a lone surrogate
+    escape, which no database stores, and the click would be lost."""
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return []
-    user = (payload.get("user") or {}).get("id") or ""
+    user = _text(_field(payload.get("user"), "id"))
+    actions = payload.get("actions")
     clicks = []
-    for action in payload.get("actions") or []:
-        block_id = action.get("block_id") or ""
-        if action.get("action_id") not in _STATES or not block_id.startswith("escalation:"):
+    for action in actions if isinstance(actions, list) else ():
+        action_id, block_id = _text(_field(action, "action_id")), _text(_field(action, "block_id"))
+        if action_id not in _STATES or not block_id.startswith("escalation:"):
             continue
         try:
             escalation_id = int(block_id.split(":", 1)[1])
         except ValueError:
             continue
-        clicks.append(Click(escalation_id, action["action_id"], user, action.get("selected_user")))
+        clicks.append(Click(escalation_id, action_id, user, _text(action.get("selected_user")) or None))
     return clicks
+
+
+def _field(mapping, key: str):
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+def _text(value) -> str:
+    return well_formed(value) if isinstance(value, str) else ""
 
 
 class ClickHandler:
