@@ -6,6 +6,12 @@ import csv
 from pathlib import Path
 
 
+# csv's default refuses a field over 128 KiB; a post that long is still a post to score (the
+# classifiers cap what they read), so only a field past this is an error.
+MAX_FIELD_CHARS = 16 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+
+
 class TsvError(ValueError):
     """A file that cannot be used; the message names it and what is wrong."""
 
@@ -18,8 +24,23 @@ def read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise TsvError(f"{path} has no column(s) {', '.join(missing)} in its header")
-            return [row for row in reader if row.get("text") is not None]
+            try:
+                return [row for row in reader if row.get("text") is not None]
+            except csv.Error as exc:
+                # DictReader counts a line only once its row is read; its reader counts the failing one.
+                raise TsvError(f"{path} line {reader.reader.line_num}: {exc}") from None
     except UnicodeDecodeError:
-        raise TsvError(f"{path} is not UTF-8 text") from None
+        raise TsvError(f"{path} is not UTF-8 text (line {_first_line_not_utf8(path)})") from None
     except OSError as exc:
         raise TsvError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _first_line_not_utf8(path: Path) -> int:
+    """Which line to fix: the decoder's error counts bytes of a buffer, not lines."""
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return number

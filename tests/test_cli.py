@@ -284,6 +284,24 @@ def test_eval_sentiment_unknown_label(runner, tmp_path):
     assert "angry" in result.output
 
 
+def test_eval_file_not_utf8_names_the_line(runner, tmp_path):
+    data = tmp_path / "latin1.tsv"
+    data.write_bytes("label\ttext\npositive\tfine\nnegative\tna\u00efve caf\u00e9\n".encode("latin-1"))
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(data), "--model", "lexicon"])
+    assert result.exit_code == 2
+    assert "isnotUTF-8text(line3)" in flat(result.output)
+
+
+def test_eval_scores_a_post_longer_than_csvs_field_limit(runner, tmp_path):
+    """csv refuses a field over 128 KiB by default: a huge post is scored, not a traceback."""
+    data = tmp_path / "huge.tsv"
+    data.write_text("label\ttext\nnegative\t" + "terrible service " * 20_000 + "\npositive\tlove it\n",
+                    encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(data), "--model", "lexicon", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json_lines(result.stdout)[0]["n"] == 2
+
+
 def test_eval_missing_file(runner, tmp_path):
     result = runner.invoke(app, ["eval", "complaints", "--file", str(tmp_path / "nope.tsv"), "--json"])
     assert result.exit_code == 2
