@@ -97,8 +97,17 @@ class PostClassifier:
             if langs is None:
                 langs = [self.language.identify(t) for t in texts] if self._bundled.language_heads else [None] * len(texts)
             both = self._bundled.predict_all(texts, langs)  # one encoder pass for both tasks
-            return both["sentiment"], both["complaint"][:, 1]
-        return self.sentiment.predict_proba(texts), self.complaint.predict_proba(texts)[:, 1]
+            sentiment, complaint = both["sentiment"], both["complaint"][:, 1]
+        else:
+            sentiment, complaint = self.sentiment.predict_proba(texts), self.complaint.predict_proba(texts)[:, 1]
+        # A post with no text (an image or a video alone) says nothing: a model still reads its
+        # empty input as something (the bundled one: negative, 0.55), which would count as anger.
+        blank = np.fromiter((not t.strip() for t in texts), dtype=bool, count=len(texts))
+        if blank.any():
+            sentiment, complaint = sentiment.copy(), complaint.copy()
+            sentiment[blank] = np.asarray(self.sentiment.classes_) == "neutral"
+            complaint[blank] = 0.0
+        return sentiment, complaint
 
     def classify_mentions(self, mentions: Sequence[StoredMention]) -> list[Classification]:
         return self.classify([PostText(m.id, m.text, m.lang) for m in mentions])

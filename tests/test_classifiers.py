@@ -158,6 +158,15 @@ def test_post_classifier_survives_hostile_input(classifier, name, lang):
         assert 0 <= t.start < t.end <= MAX_TEXT_CHARS
 
 
+@pytest.mark.parametrize("text", ["", " \n\t ", "\x00\x01"])
+def test_a_post_without_text_is_neutral_and_no_complaint(classifier, text):
+    """An image or a video alone: nothing said, so nothing to count as anger (a model reads its
+    empty input as some sentiment: the bundled one as negative)."""
+    result = one(classifier, text, "en")
+    assert result.sentiment == "neutral" and result.sentiment_scores["neutral"] == 1.0
+    assert result.complaint == 0.0 and not result.triggers
+
+
 def test_huge_post_is_cut_and_still_read(classifier):
     result = one(classifier, HOSTILE["huge"], "en")
     assert any(t.category == "legal" for t in result.triggers)
