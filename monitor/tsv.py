@@ -37,6 +37,7 @@ def read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 
 def _first_line_not_utf8(path: Path) -> int:
     """Which line to fix: the decoder's error counts bytes of a buffer, not lines."""
+    number = 0
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             try:
