@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -68,3 +69,13 @@ def test_bad_or_stale_signature_is_refused_and_logged(endpoint, sqlite_store, ca
     assert status == 401
     assert sqlite_store.escalation(esc).state is EscalationState.open
     assert any("bad or stale signature" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("length", ["abc", "-5"])
+def test_a_bad_content_length_is_answered_400(endpoint, length):
+    """Before any signature is checked: a garbled length is refused at once, not a traceback, and
+    a negative one does not leave the server waiting for the client to close."""
+    server, _ = endpoint
+    with socket.create_connection(server.server.server_address[:2], timeout=10) as conn:
+        conn.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+        assert conn.recv(64).split(b"\r\n", 1)[0] == b"HTTP/1.0 400 Bad Request"

@@ -40,7 +40,13 @@ class InteractionServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:  # unsigned yet: anyone can send it, and read(-1) would wait for the close
+                    self._reply(400)
+                    return
                 if length > MAX_BODY_BYTES:
                     self._reply(413)
                     return
