@@ -18,7 +18,7 @@ def well_formed(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text.replace("\x00", "") if "\x00" in text else text
+    return text.replace("\x00", "")
 
 
 def normalise_post(text: str) -> str:

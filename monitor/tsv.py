@@ -9,7 +9,6 @@ from pathlib import Path
 # csv's default refuses a field over 128 KiB; a post that long is still a post to score (the
 # classifiers cap what they read), so only a field past this is an error.
 MAX_FIELD_CHARS = 16 * 1024 * 1024
-csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
 
 
 class TsvError(ValueError):
@@ -18,6 +17,8 @@ class TsvError(ValueError):
 
 def read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     """The rows that have a `text` value; every column in `required` must be in the header."""
+    # csv's limit is process-wide: raised when a file is read, not whenever this module is imported.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
     try:
         with path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)

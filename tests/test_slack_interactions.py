@@ -168,8 +168,7 @@ def test_waiting_on_another_department_and_back_from_buttons(wired, socket_fake,
         "Back from the other department, says <@U01DAAN>", "Resolved by <@U01SANNE>"]
 
 
-def test_a_click_with_malformed_text_or_shapes_is_applied_or_ignored_never_lost(wired, socket_fake, sqlite_store,
-                                                                                caplog):
+def test_a_click_with_malformed_text_or_shapes_is_applied_or_ignored_never_lost(wired, socket_fake, sqlite_store):
     """Slack's JSON can carry a lone surrogate escape (`\\ud800`) or, from a broken proxy, values of
     the wrong type; the click is recorded with the character replaced, or ignored, and the listener
     goes on with the next."""
