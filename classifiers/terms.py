@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -10,8 +11,42 @@ from pathlib import Path
 import yaml
 
 
+# Invisible characters that split a word without showing: soft hyphen, zero-width space and
+# joiners, direction marks, word joiner, byte order mark.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def _fold(text: str) -> str:
+    """Text as the lists are matched against it: compatibility forms as their plain letters (NFKC:
+    "ＬＡＷＹＥＲ", the mathematical bold "𝐥𝐚𝐰𝐲𝐞𝐫" posts use for emphasis, ligatures), invisible
+    characters dropped ("law\u200byer"), curly apostrophes as straight ones. Each of these
+    otherwise kept a threat out of its list."""
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).replace("\u2019", "'")
+
+
+@lru_cache(maxsize=16)  # a post is matched against several lists in a row
+def _folded(text: str) -> tuple[str, tuple[tuple[int, int], ...] | None]:
+    """`_fold(text)` and, where it differs in more than apostrophes, the span in `text` that gave
+    each folded character, so that matches point into the post as written."""
+    plain = text.replace("\u2019", "'")
+    if plain.isascii() or (unicodedata.is_normalized("NFKC", plain) and not _INVISIBLE.search(plain)):
+        return plain, None
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    start = 0
+    # A base character with the combining marks after it is folded as one (NFKC composes them).
+    for end in range(1, len(text) + 1):
+        if end < len(text) and unicodedata.combining(text[end]):
+            continue
+        folded = _fold(text[start:end])
+        parts.append(folded)
+        spans.extend([(start, end)] * len(folded))
+        start = end
+    return "".join(parts), tuple(spans)
+
+
 def _normalise(text: str) -> str:
-    return " ".join(text.strip().lower().replace("\u2019", "'").split())
+    return " ".join(_fold(text).strip().lower().split())
 
 
 _SPACE, _WORD_END = r"\s+", r"\w*"
@@ -19,7 +54,7 @@ _SPACE, _WORD_END = r"\s+", r"\w*"
 
 def _atoms(term: str) -> tuple[str, ...]:
     """A phrase as regex atoms: its characters, any whitespace between words, `*` at the end = any word ending."""
-    term = term.strip().lower().replace("\u2019", "'")
+    term = _fold(term).strip().lower()
     wildcard = term.endswith("*")
     atoms: list[str] = []
     for word in term.rstrip("*").split():
@@ -93,11 +128,15 @@ class TermMatcher:
         """(label, term, start, end) for each non-overlapping match, left to right."""
         if self._regex is None:
             return
-        # Curly apostrophes as straight ones; one character for one, so spans stay true.
-        for match in self._regex.finditer(text.replace("\u2019", "'")):
+        folded, spans = _folded(text)
+        for match in self._regex.finditer(folded):
             found = self._term_of(match.group())
-            if found is not None:
+            if found is None:
+                continue
+            if spans is None:
                 yield found[0], found[1], match.start(), match.end()
+            else:
+                yield found[0], found[1], spans[match.start()][0], spans[match.end() - 1][1]
 
     def count(self, text: str) -> int:
         return sum(1 for _ in self.finditer(text))

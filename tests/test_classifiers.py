@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import pytest
 
@@ -62,6 +63,19 @@ def test_trigger_spans_stay_true_with_curly_apostrophes(triggers):
     text = "I’m done, my lawyer’s letter goes out today"
     (legal,) = [t for t in triggers.find(text, "en") if t.category == "legal"]
     assert text[legal.start:legal.end] == legal.matched_text == "lawyer"
+
+
+@pytest.mark.parametrize("text, lang, category, matched", [
+    ("calling my ＬＡＷＹＥＲ now", "en", "legal", "ＬＡＷＹＥＲ"),  # fullwidth letters
+    ("calling my 𝐥𝐚𝐰𝐲𝐞𝐫 now", "en", "legal", "𝐥𝐚𝐰𝐲𝐞𝐫"),  # mathematical bold, posted for emphasis
+    ("calling my law\u200byer now", "en", "legal", "law\u200byer"),  # a zero-width space inside the word
+    ("ik ga naar de ＲＡＤＡＲ 🤦\u200d♂️", "nl", "press", "ＲＡＤＡＲ"),
+    # Decomposed accents (as some keyboards and macOS write them): the mark stays in the span.
+    (unicodedata.normalize("NFD", "j'écris au médiateur"), "fr", "regulator", unicodedata.normalize("NFD", "médiateur")),
+])
+def test_triggers_see_through_lookalike_letters_and_invisible_characters(triggers, text, lang, category, matched):
+    found = [t for t in triggers.find(text, lang) if t.category == category]
+    assert [(text[t.start:t.end], t.matched_text) for t in found] == [(matched, matched)]
 
 
 def test_dutch_post_also_checked_against_english_terms(triggers):
