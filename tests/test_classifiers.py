@@ -132,6 +132,13 @@ def test_language_of_clear_sentences(language, text, expected):
     assert language.identify(text) == expected
 
 
+@pytest.mark.parametrize("text", ["a internet caiu de novo", "sem internet desde ontem"])
+def test_language_named_when_lingua_leans_to_one_but_is_unsure(language, text):
+    # Short Portuguese posts that lingua finds close to Spanish or Italian: unnamed, the English
+    # transformer would read them.
+    assert language.identify(text) == "pt"
+
+
 @pytest.mark.parametrize("text", ["ok", "", "👍👍👍", "12345 678", "!!!"])
 def test_language_none_when_too_short_to_tell(language, text):
     assert language.identify(text) is None
