@@ -13,7 +13,7 @@ from classifiers.hub import HubSentiment
 from classifiers.language import LanguageIdentifier
 from classifiers.lexicon import Lexicon, LexiconComplaint, LexiconSentiment
 from classifiers.triggers import TriggerDetector
-from monitor.models import Classification, StoredMention
+from monitor.models import Classification, StoredMention, language_code
 
 MAX_TEXT_CHARS = 2000  # posts are short; anything longer is cut rather than slowing the batch
 
@@ -72,7 +72,7 @@ class PostClassifier:
 
     def classify(self, posts: Sequence[PostText]) -> list[Classification]:
         texts = [clean_text(p.text) for p in posts]
-        langs = [p.lang or self.language.identify(t) for p, t in zip(posts, texts)]
+        langs = [language_code(p.lang) or self.language.identify(t) for p, t in zip(posts, texts)]
         sentiment, complaint = self.scores(texts, langs)
         results = []
         for i, post in enumerate(posts):

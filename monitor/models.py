@@ -13,6 +13,28 @@ from datetime import datetime
 from classifiers.textnorm import well_formed
 
 
+# Tags that name no language: undetermined, no linguistic content, several, not coded.
+_NO_LANGUAGE = frozenset({"und", "zxx", "mul", "mis"})
+# Withdrawn ISO 639-1 codes that X still sends.
+_RENAMED = {"in": "id", "iw": "he", "ji": "yi"}
+
+
+def language_code(tag: object) -> str | None:
+    """A source's language tag as classifiers and routing read it: the lower-case language of a
+    BCP 47 tag ("pt-BR" -> "pt", as Bluesky sends it; "NL" -> "nl"), or None for a tag that names
+    no language: "und", and X's codes for a post of only media, hashtags, mentions or too short a
+    text ("qme", "qht", "qam", "qst": ISO 639's private-use range qaa-qtz). Kept, "pt-BR" got no
+    Portuguese head and no Portuguese speaker; "qme" got no language identification."""
+    if not isinstance(tag, str):
+        return None
+    primary = tag.strip().replace("_", "-").split("-")[0].lower()
+    if not (2 <= len(primary) <= 3 and primary.isascii() and primary.isalpha()):
+        return None
+    if primary in _NO_LANGUAGE or "qaa" <= primary <= "qtz":
+        return None
+    return _RENAMED.get(primary, primary)
+
+
 def _well_formed_fields(record) -> None:
     """Every str field of a frozen record made `well_formed`: these come from API bodies, and one
     malformed string failed its whole batch's insert (and so the collector's every retry)."""
@@ -88,6 +110,7 @@ class MentionIn:
 
     def __post_init__(self) -> None:
         _well_formed_fields(self)
+        object.__setattr__(self, "lang", language_code(self.lang))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from classifiers.post import MAX_TEXT_CHARS, PostText, clean_text
 from classifiers.terms import TermMatcher
 from classifiers.triggers import TriggerDetector
 from monitor.config import bundled_config_dir
-from monitor.models import AlertMessage, Author, Owner, Severity
+from monitor.models import AlertMessage, Author, Owner, Severity, language_code
 from monitor.notifiers.render import MAX_POST_CHARS, escape_mrkdwn, render_mrkdwn, safe_link_target
 from tests.support import LEGAL_THREAT, NEUTRAL_CHATTER
 
@@ -142,6 +142,21 @@ def test_language_named_when_lingua_leans_to_one_but_is_unsure(language, text):
 @pytest.mark.parametrize("text", ["ok", "", "👍👍👍", "12345 678", "!!!"])
 def test_language_none_when_too_short_to_tell(language, text):
     assert language.identify(text) is None
+
+
+@pytest.mark.parametrize("tag, expected", [
+    ("pt-BR", "pt"), ("NL", "nl"), ("en_GB", "en"), (" de ", "de"), ("in", "id"),
+    ("und", None), ("qme", None), ("qht", None), ("zxx", None), ("", None), ("12", None), ("x-pig-latin", None),
+    (None, None), (7, None),
+])
+def test_source_language_tags_are_read_as_their_language(tag, expected):
+    assert language_code(tag) == expected
+
+
+def test_a_post_tagged_with_a_region_gets_its_language(classifier):
+    assert one(classifier, "Ik stap naar de Radar", "nl-NL").lang == "nl"
+    # A tag that names no language leaves the post to language identification.
+    assert one(classifier, "Mijn internet valt al de hele week elke avond uit", "und").lang == "nl"
 
 
 def test_unknown_language_code_in_config_is_a_clear_error():

@@ -54,7 +54,7 @@ def test_search_and_the_brands_own_replies_after_logging_in(fake, make_collector
     complaint = fake.post("Acme laat me al drie dagen zonder internet", "boos.bsky.social",
                           T0 - timedelta(hours=3), counts={"likeCount": 12, "repostCount": 3, "replyCount": 1})
     reply = fake.post("Wat vervelend! Stuur ons een DM", HANDLE, T0 - timedelta(hours=2), reply_to=complaint,
-                      langs=["nl", "en"])
+                      langs=["nl-NL", "en"])
     fake.post("Mooi weer vandaag", "buur.bsky.social")
 
     run(make_collector(), sqlite_store, clock)
@@ -68,6 +68,7 @@ def test_search_and_the_brands_own_replies_after_logging_in(fake, make_collector
         "url": f"https://bsky.app/profile/boos.bsky.social/post/{rkey}", "conversation_id": complaint,
         "in_reply_to": None, "is_brand_reply": False, "created_at": T0 - timedelta(hours=3)}
     assert rows[reply]["is_brand_reply"] and rows[reply]["in_reply_to"] == complaint
+    assert rows[reply]["lang"] == "nl"  # the language of its BCP 47 tag: Dutch heads, Dutch speakers
     assert rows[reply]["conversation_id"] == complaint
     mention_id = next(m.id for m in sqlite_store.mentions(range(1, 5)) if m.external_id == complaint)
     assert sqlite_store.latest_metrics(mention_id) == Metrics(reposts=3, replies=1, likes=12)

@@ -70,18 +70,19 @@ def test_collects_normalised_mentions_and_the_brands_own_replies(fake, make_coll
                       reply_to=complaint)
     fake.post("unrelated chatter", "someone")
     und = fake.post("acme ?? !!", "someone", lang="und")
+    media_only = fake.post("acme https://t.co/abc", "someone", lang="qme")
 
     run(make_collector(), sqlite_store, clock)
 
     rows = stored(sqlite_store)
-    assert set(rows) == {complaint, reply, und}
+    assert set(rows) == {complaint, reply, und, media_only}
     assert rows[complaint] == {
         "text": "acme internet down again", "handle": "bigvoice", "author_id": fake.tweets[int(complaint)]["author_id"],
         "followers": 250_000, "verified": True, "lang": "nl", "url": f"https://x.com/bigvoice/status/{complaint}",
         "conversation_id": complaint, "in_reply_to": None, "is_brand_reply": False, "created_at": T0}
     assert rows[reply]["is_brand_reply"] and rows[reply]["in_reply_to"] == complaint
     assert rows[reply]["conversation_id"] == complaint
-    assert rows[und]["lang"] is None  # X's "und"
+    assert rows[und]["lang"] is None and rows[media_only]["lang"] is None  # X's "und", "qme": no language
     mention_id = next(m.id for m in sqlite_store.mentions(range(1, 10)) if m.external_id == complaint)
     assert sqlite_store.latest_metrics(mention_id) == Metrics(reposts=3, replies=0, likes=7, quotes=1, views=900)
     request = fake.requests_to(SEARCH)[0]

@@ -71,7 +71,7 @@ class NewsCollector:
                         _bozo(feed), len(entries))
         seen = state.get("seen", [])
         known = set(seen)
-        lang = _lang(feed.feed.get("language"))
+        lang = feed.feed.get("language")
         mentions, ids, unusable = [], [], 0
         for entry in entries:
             entry_id = _entry_id(entry)
@@ -123,10 +123,6 @@ class NewsCollector:
 def _entry_id(entry) -> str | None:
     raw = entry.get("id") or entry.get("link")
     return fit_id(raw) if raw else None  # Google News ids are long URLs
-
-
-def _lang(value: str | None) -> str | None:
-    return value.split("-")[0].lower() if value else None
 
 
 def _bozo(feed) -> str:

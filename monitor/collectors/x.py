@@ -176,12 +176,11 @@ def _mention(tweet: dict, users: dict[str, dict], brand: str) -> MentionIn | Non
     external_id = str(history[0]) if isinstance(history, list) and history else tweet_id
     replied_to = next((str(r.get("id")) for r in tweet.get("referenced_tweets") or []
                        if isinstance(r, dict) and r.get("type") == "replied_to"), None)
-    lang = tweet.get("lang")
     return MentionIn(
         source="x", external_id=external_id, brand=brand,
         author=Author(author_id or handle, handle, _int(followers), bool(user.get("verified", False))),
         text=text, created_at=created_at.astimezone(timezone.utc),
-        lang=lang if isinstance(lang, str) and lang != "und" else None,  # "und": X could not tell
+        lang=tweet.get("lang"),  # "und" (X could not tell) and its "qme"-style codes become None in MentionIn
         url=f"https://x.com/{handle}/status/{tweet_id}",
         conversation_id=str(tweet["conversation_id"]) if tweet.get("conversation_id") else None,
         in_reply_to=replied_to, metrics=_metrics(tweet),
