@@ -23,8 +23,8 @@ def language_code(tag: object) -> str | None:
     """A source's language tag as classifiers and routing read it: the lower-case language of a
     BCP 47 tag ("pt-BR" -> "pt", as Bluesky sends it; "NL" -> "nl"), or None for a tag that names
     no language: "und", and X's codes for a post of only media, hashtags, mentions or too short a
-    text ("qme", "qht", "qam", "qst": ISO 639's private-use range qaa-qtz). Kept, "pt-BR" got no
-    Portuguese head and no Portuguese speaker; "qme" got no language identification."""
+    text ("qme", "qht", "qam", "qst": ISO 639's private-use range qaa-qtz). Taken as they came,
+    "pt-BR" got no Portuguese head and no Portuguese speaker, and "qme" no language identification."""
     if not isinstance(tag, str):
         return None
     primary = tag.strip().replace("_", "-").split("-")[0].lower()
