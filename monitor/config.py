@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from monitor.models import Severity
+from monitor.models import Severity, language_code
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -38,6 +38,17 @@ def _check_timezone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown timezone {value!r} (use an IANA name such as 'Europe/Amsterdam')") from None
     return value
+
+
+def _language_codes(values: list[str]) -> list[str]:
+    """Codes as posts carry them ("NL", "nl-BE" -> "nl"): written otherwise, a speaker never matched a post."""
+    codes = []
+    for value in values:
+        code = language_code(value)
+        if code is None:
+            raise ValueError(f"{value!r} names no language (use an ISO 639-1 code such as 'nl')")
+        codes.append(code)
+    return codes
 
 
 def _check_cron(value: str) -> str:
@@ -267,6 +278,7 @@ class TeamMember(Strict):
     capacity: int = Field(5, ge=1)
 
     _tz = field_validator("timezone")(lambda v: v if v is None else _check_timezone(v))
+    _languages = field_validator("languages")(_language_codes)
 
 
 class TeamConfig(Strict):

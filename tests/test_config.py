@@ -141,6 +141,7 @@ def test_brand_thresholds_out_of_order_name_the_brand():
     ({"brands": []}, "brands"),
     ({"team": {"on_call": "Nobody", "members": [{"name": "Sanne"}]}}, "team"),
     ({"team": {"members": [{"name": "Sanne", "timezone": "Europe/Nowhere"}]}}, "team.members[0].timezone"),
+    ({"team": {"members": [{"name": "Sanne", "languages": ["nl", "und"]}]}}, "team.members[0].languages"),
     ({"retention": {"cron": "every day"}}, "retention.cron"),
     ({"sources": {"replay": {"enabled": True}}}, "sources.replay"),
 ])
@@ -148,6 +149,11 @@ def test_parse_config_names_the_key(raw, key):
     with pytest.raises(ConfigError) as exc:
         parse_config(config_dict(**raw) if "brands" not in raw else {**config_dict(), **raw}, environ={})
     assert any(p.split(": ")[0] == key for p in exc.value.problems), exc.value.problems
+
+
+def test_team_languages_are_read_as_posts_carry_them():
+    config = parse_config(config_dict(team={"members": [{"name": "Sanne", "languages": ["NL", "en-GB"]}]}), environ={})
+    assert config.team.members[0].languages == ["nl", "en"]
 
 
 def test_parse_config_defaults_and_helpers(make_config):
