@@ -94,6 +94,8 @@ class BrandConfig(Strict):
     slack_channel: str | None = None  # falls back to slack.channel
     slack_channels_by_severity: dict[Severity, str] = Field(default_factory=dict)
 
+    _languages = field_validator("languages")(_language_codes)
+
 
 class SourceConfig(Strict):
     # Keys naming the environment variables an enabled source cannot work without.

@@ -42,6 +42,8 @@ class RoutingRequest:
     skills: Sequence[str]  # most specific first (trigger categories, then the source); any makes a fit
     previous_owner: str | None  # who had this customer or storm before
     at: datetime
+    # The brand's first language: asked for when the alert has none (a storm, a post of no language).
+    brand_lang: str | None = None
 
 
 class Router:
@@ -64,8 +66,9 @@ class Router:
             return self._owner(previous, f"handled this before · {load.get(previous.name, 0)} open")
 
         available = [m for m in present if load.get(m.name, 0) < m.capacity] or present
-        speakers = [m for m in available if request.lang in m.languages] if request.lang else []
-        candidates = speakers or available  # no language (a storm's many posts), or nobody reads it
+        lang = request.lang or request.brand_lang
+        speakers = [m for m in available if lang in m.languages] if lang else []
+        candidates = speakers or available  # no language asked for, or nobody on hand reads it
         # The first skill asked for that a candidate has: a press threat goes to whoever does press
         # before whoever merely does the source it came from.
         skill = next((s for s in request.skills if any(s in m.skills for m in candidates)), None)
@@ -74,7 +77,7 @@ class Router:
         agents = [m for m in pool if m.role == "agent"] or pool
         if agents:
             chosen = self._fairest(agents, load)
-            why = ([f"speaks {request.lang}"] if speakers else []) + ([f"skill: {skill}"] if skilled else [])
+            why = ([f"speaks {lang}"] if speakers else []) + ([f"skill: {skill}"] if skilled else [])
             reason = " · ".join(why or ["on shift"]) + f" · {load.get(chosen.name, 0)} open"
             return self._owner(chosen, reason)
 

@@ -340,6 +340,15 @@ def test_router_picks_the_least_loaded_speaker_of_the_language():
     assert router.suggest(ask("en"), {"Anna": 0, "Chris": 2}).member == "Anna"
 
 
+def test_router_asks_for_the_brands_language_when_the_alert_has_none():
+    router = Router(routing_team(), "Europe/Amsterdam")
+    # A storm's many posts, or a post of no language, for a brand whose customers write Dutch first.
+    owner = router.suggest(RoutingRequest(None, (), None, T0, brand_lang="nl"), {"Anna": 2, "Bram": 1, "Chris": 0})
+    assert owner.member == "Bram" and "speaks nl" in owner.reason
+    # The post's own language comes first.
+    assert router.suggest(RoutingRequest("en", (), None, T0, brand_lang="nl"), {"Anna": 2, "Chris": 0}).member == "Chris"
+
+
 def test_router_round_robin_among_equals():
     router = Router(routing_team(), "Europe/Amsterdam")
     picks = [router.suggest(ask("nl"), {}).member for _ in range(4)]

@@ -61,7 +61,8 @@ def enqueue(decisions: Sequence[Decision], store: Store, router: Router, config:
         channel = channel_for(config, d.brand, d.severity)
         if d.action is Action.open:
             lang = d.subject.lang if d.subject else None
-            owner = router.suggest(RoutingRequest(lang, d.skills, store.previous_owner(d.group_key), now),
+            brand_lang = next(iter(config.brand(d.brand).languages), None)
+            owner = router.suggest(RoutingRequest(lang, d.skills, store.previous_owner(d.group_key), now, brand_lang),
                                    store.open_load())
             alert = compose(d, owner, store)
             escalation_id = store.create_escalation(
