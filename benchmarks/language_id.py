@@ -4,7 +4,7 @@ From the repository root:  .venv/bin/python -m benchmarks.language_id [--data ..
 
 Posts come from files of known language: the Dutch MP tweets, TweetEval (English; with
 `--split train`, UMSAB's English train file) and UMSAB's German, French, Spanish, Italian,
-Portuguese and Hindi files. They are identified among the example configuration's languages (nl,
+Portuguese and Hindi files. They are identified among the configuration's default languages (nl,
 en, de, fr, es, it, pt; Hindi is not among them, so its posts can only be unnamed or wrong), as
 the classify stage does for a post its source did not label. A post with no language goes to the
 transformer and is checked against every trigger list; one with a wrong language gets that
@@ -21,9 +21,10 @@ from pathlib import Path
 from classifiers.language import LanguageIdentifier
 from classifiers.post import clean_text
 from classifiers.training import UMSAB_CODES
+from monitor.config import ClassifierConfig
 from monitor.tsv import read_tsv
 
-LANGUAGES = ["nl", "en", "de", "fr", "es", "it", "pt"]
+LANGUAGES = ClassifierConfig().languages
 # UMSAB's files but English (TweetEval, or UMSAB's train file, below) and Arabic: in its own
 # script it is never named among LANGUAGES (measured: every post none), so it tells nothing.
 UMSAB = {code: name for name, code in UMSAB_CODES.items() if code not in ("en", "ar")}

@@ -45,8 +45,9 @@ def _folded(text: str) -> tuple[str, tuple[tuple[int, int], ...] | None]:
     return "".join(parts), tuple(spans)
 
 
-def _normalise(text: str) -> str:
-    return " ".join(_fold(text).strip().lower().split())
+def _key(folded: str) -> str:
+    """A folded term or match as the lookup key: lower case, single spaces."""
+    return " ".join(folded.lower().split())
 
 
 _SPACE, _WORD_END = r"\s+", r"\w*"
@@ -102,7 +103,7 @@ class TermMatcher:
         self._prefixes: list[tuple[str, tuple[str, str]]] = []  # wildcard terms, longest first
         terms = []
         for label, term in labelled_terms:
-            key = _normalise(term.rstrip("*")) if term else ""
+            key = _key(_fold(term.rstrip("*"))) if term else ""
             if not key:
                 continue
             if term.strip().endswith("*"):
@@ -118,7 +119,7 @@ class TermMatcher:
                        if terms else None)
 
     def _term_of(self, matched: str) -> tuple[str, str] | None:
-        key = _normalise(matched)
+        key = _key(matched)  # matched in the folded text already
         if key in self._exact:
             return self._exact[key]
         # None only where case folding differs between re and str.lower (rare scripts): skip it.

@@ -343,6 +343,8 @@ class ClassifierConfig(Strict):
     sentiment_labels: dict[str, str] = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=lambda: ["nl", "en", "de", "fr", "es", "it", "pt"])
 
+    _languages = field_validator("languages")(_language_codes)
+
 
 class DeliveryConfig(Strict):
     interval_seconds: int = Field(5, ge=1)

@@ -151,9 +151,14 @@ def test_parse_config_names_the_key(raw, key):
     assert any(p.split(": ")[0] == key for p in exc.value.problems), exc.value.problems
 
 
-def test_team_languages_are_read_as_posts_carry_them():
-    config = parse_config(config_dict(team={"members": [{"name": "Sanne", "languages": ["NL", "en-GB"]}]}), environ={})
+def test_configured_languages_are_read_as_posts_carry_them():
+    raw = config_dict(team={"members": [{"name": "Sanne", "languages": ["NL", "en-GB"]}]},
+                      classifiers={"languages": ["nl-NL", "PT", "en"]})
+    raw["brands"][0]["languages"] = ["nl-BE", "EN"]
+    config = parse_config(raw, environ={})
     assert config.team.members[0].languages == ["nl", "en"]
+    assert config.brands[0].languages == ["nl", "en"]
+    assert config.classifiers.languages == ["nl", "pt", "en"]
 
 
 def test_parse_config_defaults_and_helpers(make_config):
