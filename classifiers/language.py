@@ -27,12 +27,19 @@ class LanguageIdentifier:
         self.min_confidence = min_confidence
         self._detector = LanguageDetectorBuilder.from_languages(*wanted).build()
 
+    def confidences(self, text: str) -> dict[str, float]:
+        """Lingua's confidence in each configured language (ISO 639-1 code -> share of 1), most
+        likely first; empty when the text is too short to tell."""
+        if sum(ch.isalpha() for ch in text) < MIN_LETTERS:
+            return {}
+        return {value.language.iso_code_639_1.name.lower(): value.value
+                for value in self._detector.compute_language_confidence_values(text)}
+
+    def first_choice(self, confidences: dict[str, float]) -> str | None:
+        """The most likely language of `confidences`, or None when lingua is unsure of every one."""
+        code, value = next(iter(confidences.items()), (None, 0.0))
+        return code if value >= self.min_confidence else None
+
     def identify(self, text: str) -> str | None:
         """ISO 639-1 code, or None when the text is too short or too mixed to tell."""
-        letters = sum(ch.isalpha() for ch in text)
-        if letters < MIN_LETTERS:
-            return None
-        values = self._detector.compute_language_confidence_values(text)
-        if not values or values[0].value < self.min_confidence:
-            return None
-        return values[0].language.iso_code_639_1.name.lower()
+        return self.first_choice(self.confidences(text))

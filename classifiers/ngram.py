@@ -11,6 +11,9 @@ A head may read a `prior`: another n-gram model, fitted on many posts in other l
 SemEval, UMSAB's German, Arabic and Hindi), whose log-probabilities become three more columns.
 Emoji, emoticons, hashtags, laughter and words borrowed from English carry polarity across
 languages, and 1,839 posts of one language see too few of them.
+
+A head may also read a `polarity` list (`classifiers.polarity`): word polarities from a published
+lexicon, for the many polar words its few training posts never show.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from sklearn.linear_model import LogisticRegression
 
 from classifiers.lexicon import Lexicon
 from classifiers.model_file import read_model_file, write_model_file
+from classifiers.polarity import COLUMNS as POLARITY_COLUMNS
+from classifiers.polarity import PolarityError, PolarityLexicon
 from classifiers.textnorm import normalise_post
 from classifiers.tfidf import restore, vocabulary_in_column_order
 
@@ -66,14 +71,15 @@ class NgramSentiment:
     most frequent n-grams of each kind; bounds the file of a model fitted on many posts),
     `prior` (a fitted model whose log-probabilities, times `prior_weight`, are extra columns),
     `nb_scale` (0: off; else each n-gram column is scaled by its naive Bayes ratio to this power
-    while fitting, and the scale is folded into the saved coefficients)."""
+    while fitting, and the scale is folded into the saved coefficients), `polarity` (a word
+    polarity list whose three columns are added; saved inside the head's file)."""
 
     name = "ngram-sentiment"
 
     def __init__(self, lexicon: Lexicon, *, C: float = 1.0, char_ngrams: tuple[int, int] = (2, 5),
                  word_ngrams: tuple[int, int] = (1, 2), min_df: int = 2, max_features: int | None = None,
                  language: str = "", prior: NgramSentiment | None = None, prior_weight: float = 0.5,
-                 nb_scale: float = 0.0):
+                 nb_scale: float = 0.0, polarity: PolarityLexicon | None = None):
         self.lexicon = lexicon
         self.C = C
         self.char_ngrams = tuple(char_ngrams)
@@ -84,6 +90,7 @@ class NgramSentiment:
         self.prior = prior
         self.prior_weight = prior_weight
         self.nb_scale = nb_scale
+        self.polarity = polarity
         self.classes_: tuple[str, ...] = ()
         self._vectorizers: tuple[TfidfVectorizer, TfidfVectorizer] | None = None
         self._model: LogisticRegression | None = None
@@ -101,8 +108,8 @@ class NgramSentiment:
         return f"{own}+{self.prior.version}" if self.prior is not None else own
 
     def _lexicon_columns(self, texts: Sequence[str]) -> np.ndarray:
-        counts = self.lexicon.matrix(texts)
-        return np.log1p(counts)  # counts are >= 0; the log keeps one long rant from dominating
+        counts = np.log1p(self.lexicon.matrix(texts))  # counts are >= 0; the log keeps one long rant from dominating
+        return counts if self.polarity is None else np.hstack([counts, self.polarity.matrix(texts)])
 
     def _features(self, normalised: Sequence[str]):
         chars, words = self._vectorizers
@@ -160,6 +167,7 @@ class NgramSentiment:
             "max_features": self.max_features,
             "prior": self.prior.version if self.prior is not None else None, "prior_weight": self.prior_weight,
             "nb_scale": self.nb_scale,
+            "polarity": self.polarity.to_dict() if self.polarity is not None else None,
             "char_ngrams": list(self.char_ngrams), "word_ngrams": list(self.word_ngrams),
             "classes": list(self.classes_),
             # Vocabularies as lists in column order, so the idf and coefficient columns line up.
@@ -186,16 +194,21 @@ class NgramSentiment:
                        max_features=data["max_features"], language=data["language"],
                        prior=prior if wanted is not None else None, prior_weight=data["prior_weight"],
                        nb_scale=data.get("nb_scale", 0.0))
+            if data.get("polarity") is not None:
+                head.polarity = PolarityLexicon.from_dict(data["polarity"], f"{path}: polarity")
             chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df, head.max_features)
             restore(chars, data["char_vocabulary"], data["char_idf"])
             restore(words, data["word_vocabulary"], data["word_idf"])
             coef = np.asarray(data["coef"], dtype=np.float64)
             columns = (len(data["char_vocabulary"]) + len(data["word_vocabulary"]) + lexicon.matrix([]).shape[1]
+                       + (POLARITY_COLUMNS if head.polarity is not None else 0)
                        + (len(prior.classes_) if head.prior is not None else 0))
             if coef.shape != (len(data["classes"]), columns):
                 raise ValueError(f"coefficients of shape {coef.shape} do not fit {columns} feature columns")
         except FileNotFoundError:
             raise NgramModelError(f"{path}: language head file not found") from None
+        except PolarityError as exc:
+            raise NgramModelError(f"not a valid language head file: {exc}") from None
         except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise NgramModelError(f"{path}: not a valid language head file ({exc})") from None
         model = LogisticRegression(C=head.C, class_weight="balanced")

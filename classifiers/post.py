@@ -72,8 +72,8 @@ class PostClassifier:
 
     def classify(self, posts: Sequence[PostText]) -> list[Classification]:
         texts = [clean_text(p.text) for p in posts]
-        langs = [language_code(p.lang) or self.language.identify(t) for p, t in zip(posts, texts)]
-        sentiment, complaint = self.scores(texts, langs)
+        langs, weights = self._languages(texts, [language_code(p.lang) for p in posts])
+        sentiment, complaint = self.scores(texts, langs, weights)
         results = []
         for i, post in enumerate(posts):
             scores = {label: round(float(p), 4) for label, p in zip(self.sentiment.classes_, sentiment[i])}
@@ -89,14 +89,30 @@ class PostClassifier:
             ))
         return results
 
-    def scores(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _languages(self, texts: Sequence[str], given: Sequence[str | None]) -> tuple[list[str | None], list[dict | None]]:
+        """Each text's language (the source's, else lingua's first choice) and, where lingua read
+        it, lingua's confidence in each language."""
+        langs, weights = [], []
+        for text, lang in zip(texts, given):
+            confidences = self.language.confidences(text) if lang is None else None
+            langs.append(lang if lang is not None else self.language.first_choice(confidences))
+            weights.append(confidences or None)
+        return langs, weights
+
+    def scores(self, texts: Sequence[str], langs: Sequence[str | None] | None = None,
+               language_weights: Sequence[dict | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sentiment probabilities (columns: sentiment.classes_) and complaint probability per text.
 
-        `langs`: each text's language where known; identified here when the model needs it."""
+        `langs`: each text's language where known, `language_weights` lingua's confidences where
+        it named it (see `BundledModel.predict_all`); without `langs`, both are found here when
+        the model needs them."""
         if self._bundled is not None:
             if langs is None:
-                langs = [self.language.identify(t) for t in texts] if self._bundled.language_heads else [None] * len(texts)
-            both = self._bundled.predict_all(texts, langs)  # one encoder pass for both tasks
+                if self._bundled.language_heads:
+                    langs, language_weights = self._languages(texts, [None] * len(texts))
+                else:
+                    langs = [None] * len(texts)
+            both = self._bundled.predict_all(texts, langs, language_weights)  # one encoder pass for both tasks
             sentiment, complaint = both["sentiment"], both["complaint"][:, 1]
         else:
             sentiment, complaint = self.sentiment.predict_proba(texts), self.complaint.predict_proba(texts)[:, 1]

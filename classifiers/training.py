@@ -9,7 +9,8 @@ are only ever scored):
 - the cross-lingual prior (`classifiers.ngram`, read by the language heads): SemEval and the UMSAB
   train files of the languages without a head (English, German, Arabic, Hindi);
 - the language heads (`classifiers.ngram`), which decide sentiment for their language: the Dutch
-  MP tweets (nl), and the UMSAB train files of French, Spanish, Italian and Portuguese.
+  MP tweets (nl, with the word polarities of `classifiers/resources/`), and the UMSAB train files
+  of French, Spanish, Italian and Portuguese.
 Cross-validation (`folds` > 1) holds out one fold of the Dutch tweets and of the complaints at a
 time, refits that head on the rest, and scores the held-out fold.
 """
@@ -27,6 +28,7 @@ from classifiers.metrics import complaint_report, sentiment_report
 from classifiers.lexicon import Lexicon
 from classifiers.minilm import MiniLMClassifier
 from classifiers.ngram import NgramSentiment
+from classifiers.polarity import polarity_for
 from classifiers.textnorm import normalise_post, unescape_json_escapes
 from monitor import tsv
 
@@ -172,7 +174,8 @@ def train_language_head(language: str, pairs: list[tuple[str, str]], lexicon: Le
                         prior: NgramSentiment | None = None) -> NgramSentiment:
     if len({label for _, label in pairs}) < 2:
         raise DataError(f"language head {language!r}: its training file has fewer than two labels left")
-    return NgramSentiment(lexicon, language=language, prior=prior, **HEAD_PARAMS).fit(*_split(pairs))
+    return NgramSentiment(lexicon, language=language, prior=prior, polarity=polarity_for(language),
+                          **HEAD_PARAMS).fit(*_split(pairs))
 
 
 def cross_validate_dutch_head(corpus: Corpus, lexicon: Lexicon, folds: int, seed: int = 0,

@@ -12,6 +12,7 @@ from classifiers.complaint_head import ComplaintHead, ComplaintInputs
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramModelError, NgramSentiment
+from classifiers.polarity import PolarityError, PolarityLexicon, polarity_for
 from classifiers.post import PostClassifier, PostText
 from monitor.config import bundled_config_dir
 from tests.support import rewrite_model_file
@@ -143,6 +144,55 @@ def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     assert "nl_sentiment.json.gz" in str(info.value)
 
 
+POLARITY = PolarityLexicon("nl", {"fantastisch": 0.8, "rampzalig": -0.9, "matig": -0.3}, frozenset({"niet", "geen"}))
+
+
+def test_polarity_columns_sum_each_side_and_a_negator_flips_the_word():
+    columns = PolarityLexicon.matrix(POLARITY, ["Fantastisch! Echt fantastisch", "niet zo fantastisch, en matig",
+                                                "rampzalig", "niets bekends", ""])
+    assert np.allclose(columns, np.log1p([[1.6, 0], [0, 1.1], [0, 0.9], [0, 0], [0, 0]]))
+    # Three words on: no longer negated.
+    assert np.allclose(POLARITY.matrix(["niet dat het zo fantastisch was"]), np.log1p([[0.8, 0]]))
+
+
+def test_polarity_columns_are_read_and_saved_inside_the_head(head, lexicon, tmp_path):
+    texts, labels = (list(column) for column in zip(*TRAIN))
+    with_polarity = NgramSentiment(lexicon, C=10.0, min_df=1, language="nl", polarity=POLARITY).fit(texts, labels)
+    probe = texts + ["rampzalig", "fantastisch", "niet fantastisch"]
+    features = with_polarity._features(probe).toarray()
+    plain = head._features(probe).toarray()
+    lexicon_end = plain.shape[1]
+    assert features.shape[1] == lexicon_end + 2
+    assert np.allclose(features[:, lexicon_end:], POLARITY.matrix(probe))
+    loaded = NgramSentiment.load(with_polarity.save(tmp_path / "nl_sentiment.json.gz"), lexicon)
+    assert loaded.polarity == POLARITY  # the list travels in the head's file
+    assert np.allclose(loaded.predict_proba(probe), with_polarity.predict_proba(probe), atol=1e-4)
+
+
+def test_bad_polarity_list_is_named(head, tmp_path, lexicon):
+    path = tmp_path / "nl.yaml"
+    path.write_text("language: nl\nnegators: [niet]\npolarity: {goed: 3}\n")
+    with pytest.raises(PolarityError, match="nl.yaml: polarity of 'goed' outside"):
+        PolarityLexicon.read(path)
+    path.write_text("language: nl\npolarity: [goed]\n")
+    with pytest.raises(PolarityError, match="nl.yaml: not a polarity list"):
+        PolarityLexicon.read(path)
+    with pytest.raises(PolarityError, match="not found"):
+        PolarityLexicon.read(tmp_path / "missing.yaml")
+    saved = NgramSentiment(lexicon, min_df=1, language="nl", polarity=POLARITY).fit(*zip(*TRAIN))
+    spoilt = saved.save(tmp_path / "nl_sentiment.json.gz")
+    rewrite_model_file(spoilt, lambda d: d["polarity"].update(polarity={"goed": "heel"}))
+    with pytest.raises(NgramModelError, match="nl_sentiment.json.gz: polarity: not a polarity list"):
+        NgramSentiment.load(spoilt, lexicon)
+
+
+def test_shipped_dutch_polarity_list_reads_dutch():
+    dutch = polarity_for("nl")
+    assert dutch.language == "nl" and len(dutch.words) > 2000 and polarity_for("en") is None
+    positive, negative = dutch.features("Wat een fantastisch idee, niet slecht")
+    assert positive == pytest.approx(0.5 + 0.7) and negative == 0
+
+
 def test_shipped_heads_load_with_the_shipped_prior(lexicon):
     heads = load_language_heads(lexicon)
     assert set(heads) == {"nl", "fr", "es", "it", "pt"}
@@ -150,6 +200,7 @@ def test_shipped_heads_load_with_the_shipped_prior(lexicon):
         assert head.classes_ == SENTIMENT_LABELS and head.language == lang and language_head_path(lang).is_file()
         assert head.prior is not None and head.prior.language == "crosslingual"
         assert head.predict_proba(HOSTILE).shape == (len(HOSTILE), 3)
+        assert (head.polarity is not None) == (lang == "nl")  # fitted with the list of its language
 
 
 def test_bundled_model_routes_sentiment_by_language(head, lexicon):
@@ -168,6 +219,42 @@ def test_bundled_model_routes_sentiment_by_language(head, lexicon):
     assert model.name == "minilm-l6-lora+nl-ngram"
     with pytest.raises(ValueError, match="one language"):
         model.predict_all(texts, ["nl"])
+
+
+def test_sentiment_of_a_post_lingua_is_unsure_of_is_weighted_over_its_languages(head, lexicon):
+    transformer = MiniLMClassifier(quantize=False)
+    complaint_head = ComplaintHead.load(COMPLAINT_HEAD, lexicon)
+    english = NgramSentiment(lexicon, C=10.0, min_df=1, language="es").fit(*zip(*PRIOR_TRAIN))
+    model = BundledModel(transformer, complaint_head, {"nl": head, "es": english}, LexiconComplaint(lexicon))
+    texts = ["echt slecht en waardeloos, so terrible", "echt slecht en waardeloos, so terrible", "super geweldig"]
+    weights = [{"nl": 0.6, "es": 0.3, "de": 0.1}, {"nl": 0.995, "es": 0.005}, None]
+    out = model.predict_all(texts, ["nl", "nl", "nl"], weights)
+    alone = model.predict_all(texts, ["nl", "nl", "nl"])
+    transformer_reads = transformer.predict_all(texts[:1])["sentiment"][0]
+    expected = (0.6 * head.predict_proba(texts[:1])[0] + 0.3 * english.predict_proba(texts[:1])[0]
+                + 0.1 * transformer_reads)  # German has no head: the transformer reads it
+    assert np.allclose(out["sentiment"][0], expected, atol=1e-4)
+    # Under MIN_LANGUAGE_WEIGHT a language is left out; the rest are renormalised.
+    assert np.allclose(out["sentiment"][1], head.predict_proba(texts[1:2])[0], atol=1e-6)
+    assert np.allclose(out["sentiment"][2], alone["sentiment"][2])  # no weights: the language decides
+    assert np.allclose(out["complaint"], alone["complaint"])  # the first choice decides complaints
+    with pytest.raises(ValueError, match="one set of language weights"):
+        model.predict_all(texts, ["nl"] * 3, weights[:1])
+
+
+def test_post_classifier_weighs_languages_only_where_lingua_named_them():
+    classifier = PostClassifier(bundled_config_dir(), ["nl", "en", "es", "pt"], "bundled")
+    text = "a internet caiu de novo"  # lingua: Portuguese first, Spanish close
+    confidences = classifier.language.confidences(text)
+    assert list(confidences)[0] == "pt" and 0.3 <= confidences["pt"] < 0.9 and confidences["es"] > 0.05
+    assert sum(confidences.values()) == pytest.approx(1.0)
+    detected, tagged = classifier.classify([PostText(1, text, None), PostText(2, text, "pt")])
+    assert detected.lang == tagged.lang == "pt"
+    heads = classifier._bundled.language_heads
+    portuguese = dict(zip(SENTIMENT_LABELS, heads["pt"].predict_proba([text])[0]))
+    assert tagged.sentiment_scores == {k: pytest.approx(v, abs=1e-4) for k, v in portuguese.items()}
+    assert detected.sentiment_scores != tagged.sentiment_scores  # the Spanish head read it too
+    assert classifier.language.confidences("ok") == {} and classifier.language.first_choice({}) is None
 
 
 def test_dutch_complaints_also_come_from_the_term_lists(head, lexicon):
