@@ -72,7 +72,7 @@ class NgramSentiment:
     `prior` (a fitted model whose log-probabilities, times `prior_weight`, are extra columns),
     `nb_scale` (0: off; else each n-gram column is scaled by its naive Bayes ratio to this power
     while fitting, and the scale is folded into the saved coefficients), `polarity` (a word
-    polarity list whose three columns are added; saved inside the head's file)."""
+    polarity list whose two columns are added; saved inside the head's file)."""
 
     name = "ngram-sentiment"
 

@@ -148,8 +148,8 @@ POLARITY = PolarityLexicon("nl", {"fantastisch": 0.8, "rampzalig": -0.9, "matig"
 
 
 def test_polarity_columns_sum_each_side_and_a_negator_flips_the_word():
-    columns = PolarityLexicon.matrix(POLARITY, ["Fantastisch! Echt fantastisch", "niet zo fantastisch, en matig",
-                                                "rampzalig", "niets bekends", ""])
+    columns = POLARITY.matrix(["Fantastisch! Echt fantastisch", "niet zo fantastisch, en matig", "rampzalig",
+                               "niets bekends", ""])
     assert np.allclose(columns, np.log1p([[1.6, 0], [0, 1.1], [0, 0.9], [0, 0], [0, 0]]))
     # Three words on: no longer negated.
     assert np.allclose(POLARITY.matrix(["niet dat het zo fantastisch was"]), np.log1p([[0.8, 0]]))
@@ -160,8 +160,7 @@ def test_polarity_columns_are_read_and_saved_inside_the_head(head, lexicon, tmp_
     with_polarity = NgramSentiment(lexicon, C=10.0, min_df=1, language="nl", polarity=POLARITY).fit(texts, labels)
     probe = texts + ["rampzalig", "fantastisch", "niet fantastisch"]
     features = with_polarity._features(probe).toarray()
-    plain = head._features(probe).toarray()
-    lexicon_end = plain.shape[1]
+    lexicon_end = head._features(probe).shape[1]  # the same columns without the list
     assert features.shape[1] == lexicon_end + 2
     assert np.allclose(features[:, lexicon_end:], POLARITY.matrix(probe))
     loaded = NgramSentiment.load(with_polarity.save(tmp_path / "nl_sentiment.json.gz"), lexicon)
@@ -169,7 +168,7 @@ def test_polarity_columns_are_read_and_saved_inside_the_head(head, lexicon, tmp_
     assert np.allclose(loaded.predict_proba(probe), with_polarity.predict_proba(probe), atol=1e-4)
 
 
-def test_bad_polarity_list_is_named(head, tmp_path, lexicon):
+def test_bad_polarity_list_is_named(tmp_path, lexicon):
     path = tmp_path / "nl.yaml"
     path.write_text("language: nl\nnegators: [niet]\npolarity: {goed: 3}\n")
     with pytest.raises(PolarityError, match="nl.yaml: polarity of 'goed' outside"):
