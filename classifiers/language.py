@@ -10,7 +10,8 @@ MIN_LETTERS = 8
 # taken. Chosen on UMSAB's train files and the Dutch tweets: from 0.5 down to 0.3 each step names
 # more posts rightly than wrongly (Portuguese, mostly unsure against Spanish: 0.842 to 0.921 named,
 # 0.014 to 0.052 wrong; English 0.995 to 0.998 named, 0.001 to 0.002 wrong), below 0.3 it no
-# longer does. An unnamed post is read by the English transformer, which reads Portuguese worst.
+# longer does. The first choice picks a post's trigger lists, its speakers in routing and its
+# complaint rule; its sentiment weighs every language by its confidence (classifiers/bundled.py).
 MIN_CONFIDENCE = 0.3
 
 
