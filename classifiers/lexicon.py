@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from classifiers.terms import TermMatcher, term_files
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
-_NEGATION_SPAN = 3  # a negator flips the polarity of words up to this many tokens after it
+NEGATION_SPAN = 3  # a negator flips the polarity of words up to this many tokens after it
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -45,7 +45,7 @@ class Lexicon:
         def polarity_hits(matcher: TermMatcher) -> tuple[int, int]:
             plain = flipped = 0
             for _, _, start, _ in matcher.finditer(text):
-                near = any(0 <= len(_TOKEN.findall(text[e:start])) <= _NEGATION_SPAN for e in negator_ends if e <= start)
+                near = any(0 <= len(_TOKEN.findall(text[e:start])) <= NEGATION_SPAN for e in negator_ends if e <= start)
                 flipped += near
                 plain += not near
             return plain, flipped

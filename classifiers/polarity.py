@@ -15,15 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from classifiers.lexicon import NEGATION_SPAN
+
 RESOURCES_DIR = Path(__file__).resolve().parent / "resources"
 # Language -> the polarity list its head is fitted with; languages without one get no columns.
 POLARITY_FILES = {"nl": RESOURCES_DIR / "nl_adjective_polarity.yaml"}
-NEGATION_SPAN = 3  # as the lexicon's cue counts (classifiers/lexicon.py)
 COLUMNS = 2
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -87,6 +89,7 @@ class PolarityLexicon:
         return np.log1p(rows)
 
 
+@cache  # cross-validation fits a head per fold: the file is read once
 def polarity_for(language: str) -> PolarityLexicon | None:
     """The shipped polarity list of `language`, if it has one."""
     path = POLARITY_FILES.get(language)
