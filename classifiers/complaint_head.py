@@ -29,7 +29,7 @@ from classifiers.complaint_scorers import KernelScorer, LinearScorer, Projection
 from classifiers.lexicon import Lexicon
 from classifiers.model_file import decode_array, encode_array, read_model_file, write_model_file
 
-FORMAT = "complaint-head/2"
+FORMAT = "complaint-head/3"
 CLASSES = ("no", "yes")
 THRESHOLDS = np.round(np.arange(0.2, 0.801, 0.01), 2)
 

@@ -33,28 +33,13 @@ from classifiers.model_file import read_model_file, write_model_file
 from classifiers.polarity import COLUMNS as POLARITY_COLUMNS
 from classifiers.polarity import PolarityError, PolarityLexicon
 from classifiers.textnorm import normalise_post
-from classifiers.tfidf import restore, vocabulary_in_column_order
+from classifiers.tfidf import nb_log_count_ratio, restore, vocabulary_in_column_order
 
 FORMAT = "ngram-sentiment/1"
 
 
 class NgramModelError(RuntimeError):
     """A language head's file is missing or not a model this code wrote."""
-
-
-def _nb_scale(ngrams, labels: Sequence[str], alpha: float = 1.0) -> np.ndarray:
-    """Per n-gram column, the largest |naive Bayes log-count ratio| over the classes, one against
-    the rest (Wang & Manning 2012, on binarised counts): how much the column tells the classes
-    apart. Scaling the columns by it before the regression weakens the penalty on telling n-grams."""
-    present = ngrams.copy()
-    present.data[:] = 1.0
-    labels = np.asarray(labels)
-    ratios = []
-    for label in np.unique(labels):
-        inside = np.asarray(present[labels == label].sum(axis=0)).ravel() + alpha
-        outside = np.asarray(present[labels != label].sum(axis=0)).ravel() + alpha
-        ratios.append(np.log((inside / inside.sum()) / (outside / outside.sum())))
-    return np.abs(np.vstack(ratios)).max(axis=0)
 
 
 def _vectorizers(char_ngrams: tuple[int, int], word_ngrams: tuple[int, int], min_df: int, max_features: int | None):
@@ -139,7 +124,7 @@ class NgramSentiment:
         scale = np.ones(features.shape[1])
         if self.nb_scale:
             ngrams = len(chars.vocabulary_) + len(words.vocabulary_)
-            scale[:ngrams] = _nb_scale(features[:, :ngrams], labels) ** self.nb_scale
+            scale[:ngrams] = nb_log_count_ratio(features[:, :ngrams], labels) ** self.nb_scale
         self._model.fit(features.multiply(scale).tocsr(), list(labels))
         # (x * scale) . w == x . (w * scale): the saved model reads the unscaled features as before.
         self._model.coef_ = self._model.coef_ * scale

@@ -439,6 +439,8 @@ def train(
     heads_only: Annotated[bool, typer.Option("--heads-only", help="Keep the adapter; refit only the heads (minutes).")] = False,
     device: Annotated[str, typer.Option(help="cpu, or cuda where a GPU is lent.")] = "cpu",
     folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds.")] = 0,
+    fold_splits: Annotated[int, typer.Option(min=1, help="With --folds: cross-validate over this many different fold "
+                                             "splits (seeds 0 to N-1) and report each split's macro-F1 and their mean.")] = 1,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train the bundled model (adapter, complaint head, language heads) from the public data, and
@@ -448,7 +450,7 @@ def train(
     from classifiers.minilm import MiniLMClassifier, ModelError
     from classifiers.training import (RECIPE, Corpus, DataError, complaint_inputs, cross_validate_complaint_head,
                                       cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
-                                      train_complaint_head, train_language_head, train_prior)
+                                      over_fold_splits, train_complaint_head, train_language_head, train_prior)
     from classifiers.training import train as train_model
 
     lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
@@ -464,7 +466,8 @@ def train(
                     "language_heads": {lang: str(head.save(language_head_path(lang, heads_dir)))
                                        for lang, head in heads.items()}}
     if folds > 1:
-        report["dutch_head_cross_validated"] = cross_validate_dutch_head(corpus, lexicon, folds, prior=prior)
+        report["dutch_head_cross_validated"] = over_fold_splits(
+            lambda seed: cross_validate_dutch_head(corpus, lexicon, folds, seed, prior=prior), fold_splits)
     if heads_only:
         report["umsab_val_heads"] = evaluate_heads(corpus, heads)
         model = MiniLMClassifier(out)
@@ -487,7 +490,8 @@ def train(
         raise typer.Exit(2) from None
     head = train_complaint_head(inputs, labels, lexicon, adapter=model.version)
     if folds > 1:
-        report["complaint_head_cross_validated"] = cross_validate_complaint_head(inputs, labels, lexicon, folds)
+        report["complaint_head_cross_validated"] = over_fold_splits(
+            lambda seed: cross_validate_complaint_head(inputs, labels, lexicon, folds, seed), fold_splits)
     report["complaint_head"] = str(head.save(heads_dir / COMPLAINT_HEAD.name))
     if not heads_only:
         report.update(evaluate(model, corpus, heads))

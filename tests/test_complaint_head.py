@@ -126,6 +126,28 @@ def test_save_and_load_round_trip(head, lexicon, tmp_path):
     assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
 
 
+def test_text_scorer_folds_its_naive_bayes_scale_into_the_stored_coefficients():
+    from sklearn.linear_model import LogisticRegression
+
+    from classifiers.complaint_scorers import TextScorer
+    from classifiers.tfidf import nb_log_count_ratio
+
+    texts = ["my order never arrived", "refund me now", "still no refund for my order", "love the new app",
+             "great team, thanks", "the app update is great", "no answer to my call again", "thanks for the call"]
+    y = np.array([1, 1, 1, 0, 0, 0, 1, 0])
+    probe = texts + ["refund the app", "something else entirely"]
+    scaled, plain = (TextScorer(C=10.0, nb_scale=power).fit(texts, y) for power in (0.5, 0.0))
+    # What the scorer must equal: a regression fitted on, and reading, the scaled columns.
+    matrix = scaled._matrix(scaled._normalise(texts))
+    scale = nb_log_count_ratio(matrix, y) ** 0.5
+    reference = LogisticRegression(C=10.0, max_iter=5000, class_weight="balanced").fit(matrix.multiply(scale).tocsr(), y)
+    expected = reference.decision_function(scaled._matrix(scaled._normalise(probe)).multiply(scale).tocsr())
+    assert np.allclose(scaled.decision(probe), expected, atol=0.02)  # coefficients stored in float16
+    assert not np.allclose(scaled.decision(probe), plain.decision(probe), atol=0.05)
+    loaded = TextScorer.from_state(scaled.state())
+    assert loaded.nb_scale == 0.5 and np.array_equal(loaded.decision(probe), scaled.decision(probe))
+
+
 @pytest.mark.parametrize("spoil, message", [
     (lambda p: p.write_bytes(b"\x00\x01binary"), "not a valid complaint head file"),
     (lambda p: rewrite_model_file(p, lambda d: d.update(format="complaint-head/1")), "format 'complaint-head/1'"),
@@ -139,6 +161,7 @@ def test_save_and_load_round_trip(head, lexicon, tmp_path):
                                                                   dual=encode_array(np.ones(1), "float32"))),
      "projection's width"),
     (lambda p: rewrite_model_file(p, lambda d: d["text"]["vocabularies"][0].pop()), "do not fit together"),
+    (lambda p: rewrite_model_file(p, lambda d: d["text"].pop("nb_scale")), "not a valid complaint head file"),
     (lambda p: rewrite_model_file(p, lambda d: d["linear"].update(coef=d["kernel"]["dual"])), "different widths"),
     (lambda p: rewrite_model_file(p, lambda d: d["stacker"].update(coef=d["projection"]["mean"])), "stacker coefficients"),
     (lambda p: rewrite_model_file(p, lambda d: d["stacker"].pop("intercept")), "not a valid complaint head file"),

@@ -97,7 +97,7 @@ def test_prior_log_probabilities_are_three_more_columns(head, head_with_prior, p
 def test_naive_bayes_scaling_is_folded_into_the_saved_coefficients(head, lexicon, tmp_path):
     from sklearn.linear_model import LogisticRegression
 
-    from classifiers.ngram import _nb_scale
+    from classifiers.tfidf import nb_log_count_ratio
 
     texts, labels = (list(column) for column in zip(*TRAIN))
     scaled = NgramSentiment(lexicon, C=10.0, min_df=1, language="nl", nb_scale=0.5).fit(texts, labels)
@@ -106,7 +106,7 @@ def test_naive_bayes_scaling_is_folded_into_the_saved_coefficients(head, lexicon
     features = scaled._features(probe).toarray()
     n_grams = sum(len(v.vocabulary_) for v in scaled._vectorizers)
     scale = np.ones(features.shape[1])
-    scale[:n_grams] = _nb_scale(scaled._features(texts)[:, :n_grams], labels) ** 0.5
+    scale[:n_grams] = nb_log_count_ratio(scaled._features(texts)[:, :n_grams], labels) ** 0.5
     reference = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(features[:len(texts)] * scale, labels)
     assert np.allclose(scaled.predict_proba(probe), reference.predict_proba(features * scale), atol=1e-4)
     assert not np.allclose(scaled.predict_proba(probe), head.predict_proba(probe), atol=1e-3)
@@ -341,11 +341,16 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
 
     data = _public_data(tmp_path / "data")
     result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(tmp_path / "models"),
-                                      "--out", str(DEFAULT_WEIGHTS), "--heads-only", "--folds", "2", "--json"])
+                                      "--out", str(DEFAULT_WEIGHTS), "--heads-only", "--folds", "2",
+                                      "--fold-splits", "3", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["dutch_head_cross_validated"]["n"] == 2 * len(TRAIN) and "recipe" not in report
     assert report["complaint_head_cross_validated"]["n"] == len(COMPLAINTS)
+    for key in ("dutch_head_cross_validated", "complaint_head_cross_validated"):
+        splits = report[key]["fold_splits"]
+        assert splits["n"] == 3 and len(splits["macro_f1"]) == 3 and splits["macro_f1"][0] == report[key]["macro_f1"]
+        assert splits["macro_f1_mean"] == pytest.approx(sum(splits["macro_f1"]) / 3)
     assert set(report["language_heads"]) == {"nl", "fr", "es", "it", "pt"}
     assert set(report["umsab_val_heads"]) == {"french", "spanish", "italian", "portuguese"}
     assert report["crosslingual_prior"] == str(tmp_path / "models" / "crosslingual_prior.json.gz")
