@@ -453,6 +453,9 @@ def train(
                                       over_fold_splits, train_complaint_head, train_language_head, train_prior)
     from classifiers.training import train as train_model
 
+    if fold_splits > 1 and folds < 2:
+        err.print(f"[red]--fold-splits[/red]: {fold_splits} fold splits need --folds 2 or more", highlight=False)
+        raise typer.Exit(2)
     lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
     try:
         corpus = Corpus.load(data)

@@ -396,6 +396,15 @@ def test_train_heads_only_names_a_missing_adapter(tmp_path):
     assert result.exit_code == 2 and "--out" in result.output and "adapter file not found" in result.output
 
 
+def test_train_refuses_fold_splits_without_folds(tmp_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--heads-only", "--fold-splits", "3"])
+    assert result.exit_code == 2 and "--fold-splits" in result.output and "--folds 2 or more" in result.output
+
+
 def test_train_names_a_missing_data_folder(tmp_path):
     from typer.testing import CliRunner
 
