@@ -136,10 +136,11 @@ class BundledModel:
         complaint = self.complaint_head
         out = self.transformer.predict_all(texts, feature_heads={"complaint_scores": complaint.encoder_scores},
                                            num_threads=num_threads)
-        encoder_sentiment = out["sentiment"].copy()
         # The encoder's sentiment, before any language head replaces it: what the head was fitted on.
         out["complaint"] = complaint.predict_proba_from_scores(out.pop("complaint_scores"), out["sentiment"], texts)
         kept = [{code: w for code, w in (weight or {}).items() if w >= MIN_LANGUAGE_WEIGHT} for weight in weights]
+        # The transformer's reading of the languages without a head, kept before the heads overwrite it.
+        encoder_sentiment = out["sentiment"].copy() if any(kept) else None
         readings: dict[str, dict[int, np.ndarray]] = {}  # language -> row -> its head's sentiment
         for lang, head in self.language_heads.items():
             needed = [i for i, code in enumerate(langs) if code == lang or lang in kept[i]]

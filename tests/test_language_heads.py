@@ -223,14 +223,14 @@ def test_bundled_model_routes_sentiment_by_language(head, lexicon):
 def test_sentiment_of_a_post_lingua_is_unsure_of_is_weighted_over_its_languages(head, lexicon):
     transformer = MiniLMClassifier(quantize=False)
     complaint_head = ComplaintHead.load(COMPLAINT_HEAD, lexicon)
-    english = NgramSentiment(lexicon, C=10.0, min_df=1, language="es").fit(*zip(*PRIOR_TRAIN))
-    model = BundledModel(transformer, complaint_head, {"nl": head, "es": english}, LexiconComplaint(lexicon))
+    spanish = NgramSentiment(lexicon, C=10.0, min_df=1, language="es").fit(*zip(*PRIOR_TRAIN))
+    model = BundledModel(transformer, complaint_head, {"nl": head, "es": spanish}, LexiconComplaint(lexicon))
     texts = ["echt slecht en waardeloos, so terrible", "echt slecht en waardeloos, so terrible", "super geweldig"]
     weights = [{"nl": 0.6, "es": 0.3, "de": 0.1}, {"nl": 0.995, "es": 0.005}, None]
     out = model.predict_all(texts, ["nl", "nl", "nl"], weights)
     alone = model.predict_all(texts, ["nl", "nl", "nl"])
     transformer_reads = transformer.predict_all(texts[:1])["sentiment"][0]
-    expected = (0.6 * head.predict_proba(texts[:1])[0] + 0.3 * english.predict_proba(texts[:1])[0]
+    expected = (0.6 * head.predict_proba(texts[:1])[0] + 0.3 * spanish.predict_proba(texts[:1])[0]
                 + 0.1 * transformer_reads)  # German has no head: the transformer reads it
     assert np.allclose(out["sentiment"][0], expected, atol=1e-4)
     # Under MIN_LANGUAGE_WEIGHT a language is left out; the rest are renormalised.
