@@ -3,13 +3,14 @@
 The stacker reads, per post: the scores of an RBF-kernel SVM, of a vote of the nearest training
 posts and of a logistic regression on the bundled encoder's layer features, of a word+character
 tf-idf model of the text (`classifiers.complaint_scorers`), the encoder's 3 sentiment
-probabilities and the 7 lexicon cue counts (log1p). It learns from the scorers' out-of-fold scores (inner cross-validation), which
-also choose each scorer's strength and the decision threshold; the threshold is folded into the
-intercept, so p >= 0.5 is the tuned decision. Cross-validated macro-F1 0.872 against 0.847 for
-the linear model alone when the stack was built (with the kernel scorer on 256 principal
-components; 128 gave 0.867, 384 0.869, and 256 without the lexicon cues in the stack 0.867, on
-the same folds); 0.870 over 10 fold splits since the text scorer's naive Bayes weighting, and
-0.871 (0.87085 against 0.8695 on the same machine and splits) with the neighbours' vote.
+probabilities and the 7 lexicon cue counts (log1p). It learns from the scorers' out-of-fold
+scores (inner cross-validation), which also choose each scorer's strength and the decision
+threshold; the threshold is folded into the intercept, so p >= 0.5 is the tuned decision.
+Cross-validated macro-F1 0.872 against 0.847 for the linear model alone when the stack was built
+(with the kernel scorer on 256 principal components; 128 gave 0.867, 384 0.869, and 256 without
+the lexicon cues in the stack 0.867, on the same folds); 0.870 over 10 fold splits since the
+text scorer's naive Bayes weighting, and 0.871 (0.87085 against 0.8695 on the same machine and
+splits) with the neighbours' vote.
 
 The encoder features cost no second encoder pass: at inference `encoder_scores` runs as a
 `feature_heads` entry of the sentiment pass, and `predict_proba_from_scores` adds the text part.
@@ -65,9 +66,10 @@ def _take(x: np.ndarray | Sequence[str], index: np.ndarray):
 
 class ComplaintHead:
     """Parameters: the strengths each scorer chooses from by inner cross-validation on macro-F1
-    (`kernel_Cs`, `neighbour_ks` (how many neighbours vote), `linear_Cs`, `text_Cs`), `components` (of the kernel scorer's projection),
-    `stack_C`, `folds` (inner folds), `seed`. `lexicon` gives the cue counts. `adapter` names the
-    adapter version whose features the head was fitted on; loading it beside another adapter is refused."""
+    (`kernel_Cs`, `neighbour_ks` (how many neighbours vote), `linear_Cs`, `text_Cs`), `components`
+    (of the projection the kernel and neighbour scorers read), `stack_C`, `folds` (inner folds),
+    `seed`. `lexicon` gives the cue counts. `adapter` names the adapter version whose features the
+    head was fitted on; loading it beside another adapter is refused."""
 
     name = "complaint-head"
 

@@ -151,7 +151,8 @@ class NeighbourScorer:
         return np.log(yes / no)
 
     def state(self) -> dict:
-        return {"k": self.k, "rows": encode_array(self.rows_, "float16"), "labels": encode_array(self.labels_, "float16")}
+        return {"k": self.k, "rows": encode_array(self.rows_, "float16"),
+                "labels": encode_array(self.labels_, "float16")}
 
     @classmethod
     def from_state(cls, state: dict) -> NeighbourScorer:

@@ -1,4 +1,5 @@
-"""The complaint head: a stack over kernel, neighbour, linear and text scorers, the encoder's sentiment and lexicon cues."""
+"""The complaint head: a stack over kernel, neighbour, linear and text scorers, the encoder's
+sentiment and lexicon cues."""
 
 from __future__ import annotations
 
