@@ -1,16 +1,14 @@
-"""Is this post a complaint? A logistic-regression stack over four scorers and a few cues.
+"""Is this post a complaint? A logistic-regression stack over three scorers and a few cues.
 
-The stacker reads, per post: the scores of an RBF-kernel SVM, of a vote of the nearest training
-posts and of a logistic regression on the bundled encoder's layer features, of a word+character
-tf-idf model of the text (`classifiers.complaint_scorers`), the encoder's 3 sentiment
-probabilities and the 7 lexicon cue counts (log1p). It learns from the scorers' out-of-fold
-scores (inner cross-validation), which also choose each scorer's strength and the decision
-threshold; the threshold is folded into the intercept, so p >= 0.5 is the tuned decision.
-Cross-validated macro-F1 0.872 against 0.847 for the linear model alone when the stack was built
-(with the kernel scorer on 256 principal components; 128 gave 0.867, 384 0.869, and 256 without
-the lexicon cues in the stack 0.867, on the same folds); 0.870 over 10 fold splits since the
-text scorer's naive Bayes weighting, and 0.871 (0.87085 against 0.8695 on the same machine and
-splits) with the neighbours' vote.
+The stacker reads, per post: the scores of an RBF-kernel SVM and of a logistic regression on the
+bundled encoder's layer features, of a word+character tf-idf model of the text
+(`classifiers.complaint_scorers`), the encoder's 3 sentiment probabilities and the 7 lexicon cue
+counts (log1p). It learns from the scorers' out-of-fold scores (inner cross-validation), which
+also choose each scorer's strength and the decision threshold; the threshold is folded into the
+intercept, so p >= 0.5 is the tuned decision. Cross-validated macro-F1 0.872 against 0.847 for
+the linear model alone when the stack was built (with the kernel scorer on 256 principal
+components; 128 gave 0.867, 384 0.869, and 256 without the lexicon cues in the stack 0.867, on
+the same folds); 0.870 over 10 fold splits since the text scorer's naive Bayes weighting.
 
 The encoder features cost no second encoder pass: at inference `encoder_scores` runs as a
 `feature_heads` entry of the sentiment pass, and `predict_proba_from_scores` adds the text part.
@@ -28,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.complaint_scorers import KernelScorer, LinearScorer, NeighbourScorer, Projection, TextScorer
+from classifiers.complaint_scorers import KernelScorer, LinearScorer, Projection, TextScorer
 from classifiers.lexicon import Lexicon
 from classifiers.model_file import decode_array, encode_array, read_model_file, write_model_file
 
-FORMAT = "complaint-head/4"
+FORMAT = "complaint-head/3"
 CLASSES = ("no", "yes")
 THRESHOLDS = np.round(np.arange(0.2, 0.801, 0.01), 2)
 
@@ -66,20 +64,17 @@ def _take(x: np.ndarray | Sequence[str], index: np.ndarray):
 
 class ComplaintHead:
     """Parameters: the strengths each scorer chooses from by inner cross-validation on macro-F1
-    (`kernel_Cs`, `neighbour_ks` (how many neighbours vote), `linear_Cs`, `text_Cs`), `components`
-    (of the projection the kernel and neighbour scorers read), `stack_C`, `folds` (inner folds),
-    `seed`. `lexicon` gives the cue counts. `adapter` names the adapter version whose features the
-    head was fitted on; loading it beside another adapter is refused."""
+    (`kernel_Cs`, `linear_Cs`, `text_Cs`), `components` (of the kernel scorer's projection),
+    `stack_C`, `folds` (inner folds), `seed`. `lexicon` gives the cue counts. `adapter` names the
+    adapter version whose features the head was fitted on; loading it beside another adapter is refused."""
 
     name = "complaint-head"
 
     def __init__(self, lexicon: Lexicon, *, kernel_Cs: Sequence[float] = (1.0, 3.0, 10.0),
-                 neighbour_ks: Sequence[int] = (10, 25, 50), linear_Cs: Sequence[float] = (0.001, 0.003, 0.01),
-                 text_Cs: Sequence[float] = (3.0,),
+                 linear_Cs: Sequence[float] = (0.001, 0.003, 0.01), text_Cs: Sequence[float] = (3.0,),
                  components: int = 256, stack_C: float = 1.0, folds: int = 5, seed: int = 0, adapter: str = ""):
         self.lexicon = lexicon
-        self.kernel_Cs, self.neighbour_ks = tuple(kernel_Cs), tuple(neighbour_ks)
-        self.linear_Cs, self.text_Cs = tuple(linear_Cs), tuple(text_Cs)
+        self.kernel_Cs, self.linear_Cs, self.text_Cs = tuple(kernel_Cs), tuple(linear_Cs), tuple(text_Cs)
         self.components = components
         self.stack_C = stack_C
         self.folds = folds
@@ -88,7 +83,6 @@ class ComplaintHead:
         self.classes_ = CLASSES
         self.projection_: Projection | None = None
         self.kernel_: KernelScorer | None = None
-        self.neighbour_: NeighbourScorer | None = None
         self.linear_: LinearScorer | None = None
         self.text_: TextScorer | None = None
         self.coef_: np.ndarray | None = None
@@ -99,7 +93,7 @@ class ComplaintHead:
     def version(self) -> str:
         if self.coef_ is None:
             return "unfitted"
-        parts = (self.coef_, self.kernel_.dual_, self.neighbour_.rows_, self.linear_.coef_, self.text_.coef_)
+        parts = (self.coef_, self.kernel_.dual_, self.linear_.coef_, self.text_.coef_)
         return hashlib.sha256(b"".join(np.round(p, 5).tobytes() for p in parts)).hexdigest()[:12]
 
     # -- fitting ------------------------------------------------------------------------
@@ -111,8 +105,7 @@ class ComplaintHead:
             raise ValueError("need one feature row, sentiment row and text per label, and both labels (no, yes)")
         sentiment, texts = np.asarray(inputs.sentiment, dtype=np.float64), list(inputs.texts)
         self.projection_ = Projection(self.components, self.seed).fit(features)
-        projected = self.projection_.transform(features)
-        scorers = [(KernelScorer, self.kernel_Cs, projected), (NeighbourScorer, self.neighbour_ks, projected),
+        scorers = [(KernelScorer, self.kernel_Cs, self.projection_.transform(features)),
                    (LinearScorer, self.linear_Cs, features), (TextScorer, self.text_Cs, texts)]
         folds = min(self.folds, int(np.bincount(y).min()))
         if folds >= 2:
@@ -124,7 +117,7 @@ class ComplaintHead:
             chosen = [Cs[len(Cs) // 2] for _, Cs, _ in scorers]
             scores = None
         fitted = [make(C).fit(x, y) for (make, _, x), C in zip(scorers, chosen)]
-        self.kernel_, self.neighbour_, self.linear_, self.text_ = fitted
+        self.kernel_, self.linear_, self.text_ = fitted
         if scores is None:
             scores = [scorer.decision(x) for scorer, (_, _, x) in zip(fitted, scorers)]
         stacked = self._stack_columns(np.column_stack(scores), sentiment, texts)
@@ -166,15 +159,14 @@ class ComplaintHead:
 
     # -- inference ----------------------------------------------------------------------
     def encoder_scores(self, features: np.ndarray) -> np.ndarray:
-        """(n, 3): the kernel, neighbour and linear scorers' scores, from a batch of encoder features."""
+        """(n, 2): the kernel and linear scorers' scores, from a batch of encoder features."""
         if self.coef_ is None:
             raise ComplaintHeadError("the complaint head is not fitted")
         # In float64: float32 sums over thousands of columns move with how rows are batched.
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != self.projection_.width:
             raise ValueError(f"expected features of shape (n, {self.projection_.width}), got {features.shape}")
-        projected = self.projection_.transform(features)
-        return np.column_stack([self.kernel_.decision(projected), self.neighbour_.decision(projected),
+        return np.column_stack([self.kernel_.decision(self.projection_.transform(features)),
                                 self.linear_.decision(features)])
 
     def predict_proba_from_scores(self, encoder_scores: np.ndarray, sentiment: np.ndarray,
@@ -199,7 +191,7 @@ class ComplaintHead:
     def _state(self) -> dict:
         return {"format": FORMAT, "adapter": self.adapter, "classes": list(CLASSES),
                 "projection": self.projection_.state(), "kernel": self.kernel_.state(),
-                "neighbour": self.neighbour_.state(), "linear": self.linear_.state(), "text": self.text_.state(),
+                "linear": self.linear_.state(), "text": self.text_.state(),
                 "stacker": {"coef": encode_array(self.coef_, "float64"), "intercept": self.intercept_},
                 "threshold": self.threshold_}
 
@@ -218,17 +210,14 @@ class ComplaintHead:
             head = cls(lexicon, adapter=str(data["adapter"]))
             head.projection_ = Projection.from_state(data["projection"])
             head.kernel_ = KernelScorer.from_state(data["kernel"])
-            head.neighbour_ = NeighbourScorer.from_state(data["neighbour"])
             head.linear_ = LinearScorer.from_state(data["linear"])
             head.text_ = TextScorer.from_state(data["text"])
             if head.kernel_.support_.shape[1] != head.projection_.matrix_.shape[1]:
                 raise ValueError("the kernel scorer's support vectors do not have the projection's width")
-            if head.neighbour_.rows_.shape[1] != head.projection_.matrix_.shape[1]:
-                raise ValueError("the neighbour scorer's rows do not have the projection's width")
             if head.linear_.coef_.shape != (head.projection_.width,):
                 raise ValueError("the projection and the linear scorer read features of different widths")
             head.coef_ = decode_array(data["stacker"]["coef"])
-            columns = 4 + 3 + lexicon.matrix([]).shape[1]
+            columns = 3 + 3 + lexicon.matrix([]).shape[1]
             if head.coef_.shape != (columns,):
                 raise ValueError(f"stacker coefficients of shape {head.coef_.shape}, expected ({columns},)")
             head.intercept_, head.threshold_ = float(data["stacker"]["intercept"]), float(data["threshold"])

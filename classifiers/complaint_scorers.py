@@ -1,10 +1,9 @@
-"""The complaint head's four base scorers; each gives one logit-like score per post.
+"""The complaint head's three base scorers; each gives one logit-like score per post.
 
 - `KernelScorer`: an RBF-kernel SVM on the encoder's layer features, standardized and projected
   onto their first principal components (`Projection`; the full support vectors would be ~9 MB,
   and 128 components kept its cross-validated macro-F1 within 0.003 of them, 0.857 against 0.859;
   in the stack, 256 components gave 0.872 against 0.867 for 128, in a 1.8 MB head file);
-- `NeighbourScorer`: a similarity-weighted vote of the nearest training posts in that projection;
 - `LinearScorer`: a logistic regression on the same features (the head before the stack);
 - `TextScorer`: a logistic regression on word and character tf-idf n-grams of the text, each
   column scaled while fitting by its naive Bayes log-count ratio to the power 0.5, as the language
@@ -120,53 +119,6 @@ class KernelScorer:
         if scorer.support_.ndim != 2 or scorer.dual_.shape != (len(scorer.support_),):
             raise ValueError("kernel scorer arrays do not fit together")
         return scorer
-
-
-class NeighbourScorer:
-    """A vote of the k training posts nearest (cosine) in the projected space (`Projection`),
-    each weighted by its similarity and each class by the inverse of its share, as a log ratio.
-    It reads the space locally where the kernel SVM draws one smooth boundary; in the stack it
-    raised the 5-fold cross-validated macro-F1, mean of fold splits 0-9, from 0.8695 to 0.87085,
-    better on 7 of the 10 (Intel Xeon, 2026-12-01), for 1.3 MB of stored rows (float16)."""
-
-    def __init__(self, k: int):
-        self.k = k
-
-    def fit(self, projected: np.ndarray, y: np.ndarray) -> NeighbourScorer:
-        self.rows_ = round_trip(_unit_rows(projected), "float16")
-        self.labels_ = np.asarray(y, dtype=np.float64)
-        return self
-
-    def decision(self, projected: np.ndarray) -> np.ndarray:
-        similarity = _unit_rows(projected) @ self.rows_.T
-        k = min(self.k, self.rows_.shape[0])
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k] if k < self.rows_.shape[0] else \
-            np.broadcast_to(np.arange(k), (len(similarity), k))
-        weight = np.take_along_axis(similarity, nearest, axis=1).clip(min=0.0)
-        labels = self.labels_[nearest]
-        share = float(np.clip(self.labels_.mean(), 1e-9, 1.0 - 1e-9))
-        # 1e-3 keeps a post with no similar neighbour of one class finite.
-        yes = (weight * labels).sum(axis=1) / share + 1e-3
-        no = (weight * (1 - labels)).sum(axis=1) / (1.0 - share) + 1e-3
-        return np.log(yes / no)
-
-    def state(self) -> dict:
-        return {"k": self.k, "rows": encode_array(self.rows_, "float16"),
-                "labels": encode_array(self.labels_, "float16")}
-
-    @classmethod
-    def from_state(cls, state: dict) -> NeighbourScorer:
-        scorer = cls(k=int(state["k"]))
-        scorer.rows_, scorer.labels_ = decode_array(state["rows"]), decode_array(state["labels"])
-        if (scorer.k < 1 or scorer.rows_.ndim != 2 or scorer.labels_.shape != (len(scorer.rows_),)
-                or not np.isin(scorer.labels_, (0.0, 1.0)).all()):
-            raise ValueError("neighbour scorer arrays do not fit together")
-        return scorer
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norm > 0.0, norm, 1.0)  # an all-zero row stays zero: no neighbour is similar
 
 
 class LinearScorer:

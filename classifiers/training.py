@@ -251,8 +251,7 @@ def cross_validate_complaint_head(inputs: ComplaintInputs, labels: list[str], le
         train_rows = np.setdiff1d(np.arange(len(labels)), held)
         head = train_complaint_head(inputs.rows(train_rows), [labels[i] for i in train_rows], lexicon, "", seed)
         predicted.update(zip(held.tolist(), head.predict(inputs.rows(held))))
-        chosen.append({"kernel_C": head.kernel_.C, "neighbour_k": head.neighbour_.k, "linear_C": head.linear_.C,
-                       "threshold": head.threshold_})
+        chosen.append({"kernel_C": head.kernel_.C, "linear_C": head.linear_.C, "threshold": head.threshold_})
     order = sorted(predicted)
     return {"folds": folds, "seed": seed, "chosen": chosen,
             **complaint_report([labels[i] for i in order], [predicted[i] for i in order], positive="yes")}

@@ -1,5 +1,4 @@
-"""The complaint head: a stack over kernel, neighbour, linear and text scorers, the encoder's
-sentiment and lexicon cues."""
+"""The complaint head: a stack over kernel, linear and text scorers, the encoder's sentiment and lexicon cues."""
 
 from __future__ import annotations
 
@@ -47,8 +46,7 @@ def test_head_learns_and_gives_probabilities(head):
     assert head.predict(inputs) == labels
     # Chosen by inner cross-validation.
     assert head.kernel_.C in head.kernel_Cs and head.linear_.C in head.linear_Cs and head.threshold_ in THRESHOLDS
-    assert head.neighbour_.k in head.neighbour_ks
-    assert head.projection_.matrix_.shape == (8, 4) and head.neighbour_.rows_.shape == (60, 4)
+    assert head.projection_.matrix_.shape == (8, 4)
 
 
 def test_threshold_is_folded_into_the_intercept(lexicon, monkeypatch):
@@ -68,7 +66,7 @@ def test_threshold_is_folded_into_the_intercept(lexicon, monkeypatch):
 def test_in_one_pass_scores_and_text_give_the_same_probabilities(head):
     inputs, _ = _separable(seed=4)
     scores = head.encoder_scores(inputs.features)
-    assert scores.shape == (len(inputs.texts), 3)
+    assert scores.shape == (len(inputs.texts), 2)
     assert np.array_equal(head.predict_proba_from_scores(scores, inputs.sentiment, inputs.texts), head.predict_proba(inputs))
 
 
@@ -108,7 +106,7 @@ def test_wrong_feature_width_and_row_counts_are_clear_errors(head):
     with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
         head.encoder_scores(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="one row of scores and of sentiment per text"):
-        head.predict_proba_from_scores(np.zeros((2, 3)), inputs.sentiment, inputs.texts)
+        head.predict_proba_from_scores(np.zeros((2, 2)), inputs.sentiment, inputs.texts)
 
 
 def test_hostile_texts_give_finite_probabilities(head):
@@ -150,24 +148,6 @@ def test_text_scorer_folds_its_naive_bayes_scale_into_the_stored_coefficients():
     assert loaded.nb_scale == 0.5 and np.array_equal(loaded.decision(probe), scaled.decision(probe))
 
 
-def test_neighbour_scorer_votes_by_similarity_and_class_share():
-    from classifiers.complaint_scorers import NeighbourScorer
-
-    # The complaint points one way, the other posts another; complaints are a quarter of the rows.
-    rows = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
-    y = np.array([1, 0, 0, 0])
-    scorer = NeighbourScorer(k=2).fit(rows, y)
-    scores = scorer.decision(np.array([[2.0, 0.0], [-3.0, 0.0], [0.0, 0.0]]))
-    assert scores[0] > 0 > scores[1]
-    assert scores[2] == 0.0  # an all-zero row is like no post: no vote either way
-    # Every row votes, each class weighted by the inverse of its share: a post as similar to the
-    # complaint as to the others is not pulled towards the larger class.
-    everyone = NeighbourScorer(k=50).fit(rows, y)
-    assert everyone.decision(np.array([[0.0, 1.0]]))[0] == pytest.approx(0.0, abs=1e-3)
-    loaded = NeighbourScorer.from_state(scorer.state())
-    assert loaded.k == 2 and np.array_equal(loaded.decision(rows), scorer.decision(rows))
-
-
 @pytest.mark.parametrize("spoil, message", [
     (lambda p: p.write_bytes(b"\x00\x01binary"), "not a valid complaint head file"),
     (lambda p: rewrite_model_file(p, lambda d: d.update(format="complaint-head/1")), "format 'complaint-head/1'"),
@@ -180,11 +160,6 @@ def test_neighbour_scorer_votes_by_similarity_and_class_share():
     (lambda p: rewrite_model_file(p, lambda d: d["kernel"].update(support=encode_array(np.zeros((1, 8)), "float16"),
                                                                   dual=encode_array(np.ones(1), "float32"))),
      "projection's width"),
-    (lambda p: rewrite_model_file(p, lambda d: d["neighbour"].update(rows=encode_array(np.zeros((60, 3)), "float16"))),
-     "rows do not have the projection's width"),
-    (lambda p: rewrite_model_file(p, lambda d: d["neighbour"].update(labels=encode_array(np.full(60, 2.0), "float16"))),
-     "do not fit together"),
-    (lambda p: rewrite_model_file(p, lambda d: d.pop("neighbour")), "not a valid complaint head file"),
     (lambda p: rewrite_model_file(p, lambda d: d["text"]["vocabularies"][0].pop()), "do not fit together"),
     (lambda p: rewrite_model_file(p, lambda d: d["text"].pop("nb_scale")), "not a valid complaint head file"),
     (lambda p: rewrite_model_file(p, lambda d: d["linear"].update(coef=d["kernel"]["dual"])), "different widths"),
