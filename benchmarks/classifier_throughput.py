@@ -18,6 +18,10 @@ from pathlib import Path
 from monitor.tsv import read_tsv
 
 
+def peak_rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def cpu_model() -> str:
     """The processor's name: the figure depends on it (int8 kernels gain most where the CPU has VNNI)."""
     try:
@@ -53,7 +57,7 @@ else:
     run = classifier.scores
 run(texts[:1])
 start_s = time.perf_counter() - loading  # what a daemon's first post waits (a cached int8 model: no torch)
-start_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+start_rss_mb = peak_rss_mb()
 run(texts[:64])  # warm up outside the clock
 started = time.perf_counter()
 run(texts)
@@ -66,7 +70,7 @@ for text in texts[:300]:
 one_post_ms.sort()
 print(json.dumps({"model": args.model, "quantized": args.model == "bundled" and not args.no_quantize,
                   "posts": len(texts), "posts_per_s": round(len(texts) / seconds, 1),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  "peak_rss_mb": peak_rss_mb(),
                   "start_s": round(start_s, 2), "start_peak_rss_mb": start_rss_mb,
                   "one_post_ms": {"median": round(one_post_ms[len(one_post_ms) // 2], 1),
                                   "p95": round(one_post_ms[int(0.95 * len(one_post_ms))], 1)},

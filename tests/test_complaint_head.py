@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifiers.bundled import COMPLAINT_HEAD, BundledModel, load_bundled
+from classifiers.bundled import COMPLAINT_HEAD, MODELS_DIR, BundledModel, load_bundled
 from classifiers.complaint_head import THRESHOLDS, ComplaintHead, ComplaintHeadError, ComplaintInputs
 from classifiers.lexicon import Lexicon
 from classifiers.minilm import FEATURE_LAYERS, MiniLMClassifier
@@ -182,8 +182,6 @@ def bundled():
 
 def test_the_projects_model_files_stay_under_10_mb():
     """The bundled model's own files (adapter and heads) ship in the repository: 10 MB at most."""
-    from classifiers.bundled import MODELS_DIR
-
     files = [path for path in MODELS_DIR.iterdir() if path.is_file()]
     assert COMPLAINT_HEAD in files and sum(path.stat().st_size for path in files) < 10_000_000
 
