@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +19,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from monitor.config import Config, ConfigError, bundled_config_dir, load_config
+
+if TYPE_CHECKING:
+    from monitor.pipeline import Pipeline
 
 app = typer.Typer(
     help="Social media escalation monitor: collects brand mentions, predicts which will escalate, "
@@ -129,18 +134,8 @@ def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug 
     """Run the daemon: scheduled collection, processing, delivery, digest and retention until SIGTERM."""
     from monitor.daemon import Daemon
     from monitor.digest_report import publish
-    from monitor.store.lock import AlreadyRunning, DaemonLock
 
-    cfg = _load(config)
-    _setup_logging(cfg, verbose)
-    pipeline = _open_pipeline(cfg)
-    lock = DaemonLock(pipeline.store.engine)
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1) from None
-    try:
+    with _locked_pipeline(config, verbose) as pipeline:
         listener = _interactivity(pipeline.config, pipeline.notifier, pipeline.store, pipeline.clock)
         target = _digest_target(pipeline.config) if pipeline.config.slack.enabled else None
 
@@ -154,6 +149,25 @@ def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug 
         finally:
             if listener is not None:
                 listener.stop()
+
+
+@contextmanager
+def _locked_pipeline(config: Path, verbose: bool) -> Iterator[Pipeline]:
+    """The configured pipeline, with the daemon lock held (one daemon per store) until the block ends."""
+    from monitor.store.lock import AlreadyRunning, DaemonLock
+
+    cfg = _load(config)
+    _setup_logging(cfg, verbose)
+    pipeline = _open_pipeline(cfg)
+    lock = DaemonLock(pipeline.store.engine)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        pipeline.store.close()
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    try:
+        yield pipeline
     finally:
         lock.release()
         pipeline.store.close()
@@ -178,22 +192,9 @@ def _interactivity(config: Config, notifier, store, clock):
 def once(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug logging.")] = False) -> None:
     """Run every job once (collect, re-poll, process, deliver), then exit."""
     from monitor.daemon import Daemon
-    from monitor.store.lock import AlreadyRunning, DaemonLock
 
-    cfg = _load(config)
-    _setup_logging(cfg, verbose)
-    pipeline = _open_pipeline(cfg)
-    lock = DaemonLock(pipeline.store.engine)
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1) from None
-    try:
+    with _locked_pipeline(config, verbose) as pipeline:
         Daemon(pipeline, with_cron_jobs=False).run_once()
-    finally:
-        lock.release()
-        pipeline.store.close()
 
 
 @app.command()

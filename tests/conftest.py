@@ -86,8 +86,14 @@ def _pg_admin(user: str):
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path):
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_schema")()
+
+
+@pytest.fixture
+def postgres_schema():
+    """`postgres_schema()` -> the URL of a new, empty schema of the test database, dropped after the
+    test; without a server the test is skipped (failed under ESCALATION_MONITOR_REQUIRE_POSTGRES=1)."""
     user = _postgres_user()
     if user is None:
         message = (f"PostgreSQL at {PG_HOST}:{PG_PORT}/{PG_DATABASE} is not reachable as any of "
@@ -95,14 +101,18 @@ def store_url(request, tmp_path):
         if os.environ.get("ESCALATION_MONITOR_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"ESCALATION_MONITOR_REQUIRE_POSTGRES=1 but {message}", pytrace=False)
         pytest.skip(message)
-    schema = f"t_{uuid.uuid4().hex}"
-    with _pg_admin(user) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}"
-               f"?options=-csearch_path%3D{schema}")
-    finally:
+    schemas = []
+
+    def create() -> str:
+        schema = f"t_{uuid.uuid4().hex}"
         with _pg_admin(user) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
+        return f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}?options=-csearch_path%3D{schema}"
+
+    yield create
+    with _pg_admin(user) as conn:
+        for schema in schemas:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

@@ -1,4 +1,4 @@
-"""One daemon per database: a PostgreSQL advisory lock, or a lock file beside a SQLite file."""
+"""One daemon per store: a PostgreSQL advisory lock on the database and schema, or a lock file beside a SQLite file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 
 class AlreadyRunning(Exception):
@@ -18,6 +19,7 @@ class DaemonLock:
         self.engine = engine
         self._file_lock: FileLock | None = None
         self._connection: Connection | None = None
+        self._key = 0
 
     def acquire(self) -> None:
         url = self.engine.url
@@ -33,14 +35,17 @@ class DaemonLock:
                 raise AlreadyRunning(f"another escalation-monitor daemon is using {database} "
                                      f"(lock file {lock_path} is held); stop it first") from None
             return
-        key = zlib.crc32(f"escalation-monitor:{url.database}".encode())
         self._connection = self.engine.connect()
-        got = self._connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        # The store is the schema the connection writes to: monitors in other schemas of one
+        # database do not block each other.
+        database, schema = self._connection.execute(text("SELECT current_database(), current_schema()")).one()
+        self._key = zlib.crc32(f"escalation-monitor:{database}:{schema}".encode())
+        got = self._connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
         if not got:
             self._connection.close()
             self._connection = None
             raise AlreadyRunning(f"another escalation-monitor daemon holds the lock on database "
-                                 f"{url.database!r}; stop it first")
+                                 f"{database!r}, schema {schema!r}; stop it first")
         self._connection.commit()
 
     def release(self) -> None:
@@ -48,5 +53,13 @@ class DaemonLock:
             self._file_lock.release()
             self._file_lock = None
         if self._connection is not None:
-            self._connection.close()  # closing the session releases the advisory lock
-            self._connection = None
+            connection, self._connection = self._connection, None
+            try:
+                # close() hands the connection back to SQLAlchemy's pool, where its session, and a
+                # session's advisory lock, live on: the lock is given up explicitly.
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                connection.commit()
+            except DBAPIError:
+                connection.invalidate()  # the session is gone, and its lock with it
+            finally:
+                connection.close()
