@@ -1,4 +1,4 @@
-"""One daemon per database: a second `run` or `once` on the same store is refused, not run beside the first."""
+"""One daemon per store: a second `run` or `once` on the same store is refused, not run beside the first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from monitor.store.repository import Store
 from tests.support import config_dict
 
 
-def test_a_second_lock_on_the_same_database_is_refused_until_the_first_is_released(store, store_url):
+def test_a_second_lock_on_the_same_store_is_refused_until_the_first_is_released(store, store_url):
     other = Store.open(store_url)
     try:
         first, second = DaemonLock(store.engine), DaemonLock(other.engine)
