@@ -22,6 +22,7 @@ from monitor.config import Config, ConfigError, bundled_config_dir, load_config
 
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
+    from monitor.store.lock import DaemonLock
 
 app = typer.Typer(
     help="Social media escalation monitor: collects brand mentions, predicts which will escalate, "
@@ -135,7 +136,7 @@ def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug 
     from monitor.daemon import Daemon
     from monitor.digest_report import publish
 
-    with _locked_pipeline(config, verbose) as pipeline:
+    with _locked_pipeline(config, verbose) as (pipeline, lock):
         listener = _interactivity(pipeline.config, pipeline.notifier, pipeline.store, pipeline.clock)
         target = _digest_target(pipeline.config) if pipeline.config.slack.enabled else None
 
@@ -144,16 +145,20 @@ def run(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug 
             logging.getLogger("monitor.digest").info("weekly digest week=%s escalations=%d report=%s sent=%s",
                                                      digest.week, digest.total, path, target is not None)
 
+        daemon = Daemon(pipeline, digest=weekly_digest, lock=lock)
         try:
-            Daemon(pipeline, digest=weekly_digest).run_until_signal()
+            daemon.run_until_signal()
         finally:
             if listener is not None:
                 listener.stop()
+        if daemon.lost_lock is not None:
+            err.print(f"[red]{escape(daemon.lost_lock)}[/red]", highlight=False)
+            raise typer.Exit(1)
 
 
 @contextmanager
-def _locked_pipeline(config: Path, verbose: bool) -> Iterator[Pipeline]:
-    """The configured pipeline, with the daemon lock held (one daemon per store) until the block ends."""
+def _locked_pipeline(config: Path, verbose: bool) -> Iterator[tuple[Pipeline, DaemonLock]]:
+    """(the configured pipeline, its daemon lock), held (one daemon per store) until the block ends."""
     from monitor.store.lock import AlreadyRunning, DaemonLock
 
     cfg = _load(config)
@@ -167,7 +172,7 @@ def _locked_pipeline(config: Path, verbose: bool) -> Iterator[Pipeline]:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
     try:
-        yield pipeline
+        yield pipeline, lock
     finally:
         lock.release()
         pipeline.store.close()
@@ -193,7 +198,7 @@ def once(config: ConfigOption, verbose: Annotated[bool, typer.Option(help="Debug
     """Run every job once (collect, re-poll, process, deliver), then exit."""
     from monitor.daemon import Daemon
 
-    with _locked_pipeline(config, verbose) as pipeline:
+    with _locked_pipeline(config, verbose) as (pipeline, _lock):
         Daemon(pipeline, with_cron_jobs=False).run_once()
 
 

@@ -1,4 +1,4 @@
-"""The scheduler: one job per source, engagement re-polling, delivery, digest and retention."""
+"""The scheduler: one job per source, engagement re-polling, delivery, digest, retention and the daemon lock."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.pipeline import Pipeline
+from monitor.store.lock import AlreadyRunning, DaemonLock
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10
 SLA_CHECK_SECONDS = 60  # SLAs are minutes long; a minute late is within their resolution
+LOCK_CHECK_SECONDS = 60  # how soon a daemon finds that a database restart took its lock
 
 
 def _guarded(name: str, work: Callable[[], object]) -> Callable[[], None]:
@@ -38,9 +40,12 @@ class Daemon:
     """Builds the scheduler. `speed` > 1 compresses intervals for replays (the demo)."""
 
     def __init__(self, pipeline: Pipeline, *, speed: float = 1.0, with_cron_jobs: bool = True,
-                 digest: Callable[[], object] | None = None):
+                 digest: Callable[[], object] | None = None, lock: DaemonLock | None = None):
         self.pipeline = pipeline
         self.speed = speed
+        self.lock = lock
+        self.lost_lock: str | None = None  # why the daemon stopped of itself: another took the store
+        self._stop = threading.Event()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(4, len(pipeline.collectors) + 3))},
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -68,6 +73,9 @@ class Daemon:
                                name="SLA follow-up", misfire_grace_time=max(1, int(SLA_CHECK_SECONDS / self.speed)))
         self.scheduler.add_job(_guarded("deliver", self.pipeline.deliver), self._every(cfg.delivery.interval_seconds),
                                id="deliver", name="deliver alerts", misfire_grace_time=max(1, int(cfg.delivery.interval_seconds / self.speed)))
+        if self.lock is not None:
+            self.scheduler.add_job(_guarded("lock", self.keep_lock), self._every(LOCK_CHECK_SECONDS), id="lock",
+                                   name="daemon lock", misfire_grace_time=max(1, int(LOCK_CHECK_SECONDS / self.speed)))
         if with_cron_jobs:
             if digest is not None:
                 # A digest that misses its minute (daemon down) is still wanted hours later.
@@ -76,6 +84,15 @@ class Daemon:
             self.scheduler.add_job(_guarded("retention", self.pipeline.retention),
                                    CronTrigger.from_crontab(cfg.retention.cron, timezone=cfg.timezone),
                                    id="retention", misfire_grace_time=3600)
+
+    def keep_lock(self) -> None:
+        """Hold on to the store's lock; stop, rather than run beside it, if another daemon took it."""
+        try:
+            self.lock.keep()
+        except AlreadyRunning as exc:
+            self.lost_lock = str(exc)
+            log.error("daemon lock lost: %s; stopping", exc)
+            self._stop.set()
 
     def collect_cycle(self, name: str) -> None:
         while True:
@@ -113,16 +130,15 @@ class Daemon:
         log.info("scheduler stopped")
 
     def run_until_signal(self) -> None:
-        stop = threading.Event()
-
+        """Run the jobs until SIGTERM or SIGINT, or until the store's lock is lost (`lost_lock`)."""
         def on_signal(signum, _frame) -> None:
             log.info("signal received signal=%s; finishing the jobs in hand", signal.Signals(signum).name)
-            stop.set()
+            self._stop.set()
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
-            while not stop.wait(0.5):
+            while not self._stop.wait(0.5):
                 pass
         finally:
             self.stop()

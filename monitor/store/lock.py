@@ -20,6 +20,7 @@ class DaemonLock:
         self._file_lock: FileLock | None = None
         self._connection: Connection | None = None
         self._key = 0
+        self._on_postgres = False  # a PostgreSQL lock was taken and not released: keep() keeps it
 
     def acquire(self) -> None:
         url = self.engine.url
@@ -47,11 +48,31 @@ class DaemonLock:
             raise AlreadyRunning(f"another escalation-monitor daemon holds the lock on database "
                                  f"{database!r}, schema {schema!r}; stop it first")
         self._connection.commit()
+        self._on_postgres = True
+
+    def keep(self) -> None:
+        """Take the PostgreSQL lock again if its session was lost: a server restart or a dropped
+        connection ends the session, and the lock with it, without a word. AlreadyRunning when
+        another daemon took it meanwhile; a database that cannot be reached raises its error (the
+        next call tries again). Nothing to do on SQLite, whose lock file stays held."""
+        if not self._on_postgres:
+            return
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                self._connection.commit()
+                return
+            except DBAPIError:
+                self._connection.invalidate()
+                self._connection.close()
+                self._connection = None
+        self.acquire()
 
     def release(self) -> None:
         if self._file_lock is not None:
             self._file_lock.release()
             self._file_lock = None
+        self._on_postgres = False
         if self._connection is not None:
             connection, self._connection = self._connection, None
             try:
