@@ -74,38 +74,36 @@ def test_once_exits_with_one_line_while_another_daemon_holds_the_store(tmp_path,
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.postgres
-def test_keep_takes_the_lock_again_after_a_database_restart_ended_its_session(postgres_schema):
+@pytest.fixture
+def restarted(postgres_schema):
+    """(store, its daemon's lock, whose session a database restart ended, a second daemon's lock)."""
     url = postgres_schema()
     store, other = Store.open(url), Store.open(url)
     lock, second = DaemonLock(store.engine), DaemonLock(other.engine)
     try:
         lock.acquire()
         end_session_of(lock, other)
-        lock.keep()
-        with pytest.raises(AlreadyRunning):
-            second.acquire()
+        yield store, lock, second
     finally:
+        second.release()
         lock.release()
         store.close()
         other.close()
 
 
 @pytest.mark.postgres
-def test_a_daemon_stops_when_another_took_its_lock_while_the_database_restarted(postgres_schema):
-    url = postgres_schema()
-    store, other = Store.open(url), Store.open(url)
-    lock, intruder = DaemonLock(store.engine), DaemonLock(other.engine)
-    try:
-        lock.acquire()
-        end_session_of(lock, other)
-        intruder.acquire()
-        pipeline = Pipeline(build_config(), store, ManualClock(T0), ConsoleNotifier(), {})
-        daemon = Daemon(pipeline, with_cron_jobs=False, lock=lock, speed=1000)
-        daemon.run_until_signal()  # returns of itself: the lock job's first run finds the lock taken
-        assert daemon.lost_lock is not None and "another escalation-monitor daemon holds the lock" in daemon.lost_lock
-    finally:
-        intruder.release()
-        lock.release()
-        store.close()
-        other.close()
+def test_keep_takes_the_lock_again_after_a_database_restart_ended_its_session(restarted):
+    _store, lock, second = restarted
+    lock.keep()
+    with pytest.raises(AlreadyRunning):
+        second.acquire()
+
+
+@pytest.mark.postgres
+def test_a_daemon_stops_when_another_took_its_lock_while_the_database_restarted(restarted):
+    store, lock, intruder = restarted
+    intruder.acquire()
+    pipeline = Pipeline(build_config(), store, ManualClock(T0), ConsoleNotifier(), {})
+    daemon = Daemon(pipeline, with_cron_jobs=False, lock=lock, speed=1000)
+    daemon.run_until_signal()  # returns of itself: the lock job's first run finds the lock taken
+    assert daemon.lost_lock is not None and "another escalation-monitor daemon holds the lock" in daemon.lost_lock
