@@ -166,15 +166,14 @@ def _locked_pipeline(config: Path, verbose: bool) -> Iterator[tuple[Pipeline, Da
     pipeline = _open_pipeline(cfg)
     lock = DaemonLock(pipeline.store.engine)
     try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        pipeline.store.close()
-        err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1) from None
-    try:
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            err.print(f"[red]{exc}[/red]", highlight=False)
+            raise typer.Exit(1) from None
         yield pipeline, lock
     finally:
-        lock.release()
+        lock.release()  # nothing to give up when it was refused
         pipeline.store.close()
 
 

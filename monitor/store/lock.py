@@ -29,12 +29,13 @@ class DaemonLock:
             if database in ("", ":memory:"):
                 return  # a private in-memory database cannot be shared
             lock_path = Path(database).resolve().with_name(Path(database).name + ".lock")
-            self._file_lock = FileLock(str(lock_path))
+            file_lock = FileLock(str(lock_path))
             try:
-                self._file_lock.acquire(timeout=0)
+                file_lock.acquire(timeout=0)
             except Timeout:
                 raise AlreadyRunning(f"another escalation-monitor daemon is using {database} "
                                      f"(lock file {lock_path} is held); stop it first") from None
+            self._file_lock = file_lock  # only a lock held: release() gives up what acquire() took
             return
         self._connection = self.engine.connect()
         # The store is the schema the connection writes to: monitors in other schemas of one
