@@ -221,7 +221,10 @@ class MiniLMClassifier:
         self.spec_: AdapterSpec | None = None
 
     # -- names shown in classifications -------------------------------------------------
-    name = "minilm-l6-lora"
+    @property
+    def name(self) -> str:
+        # The float32 network reads some posts differently: its figures must not pass for int8's.
+        return "minilm-l6-lora" if self.quantize else "minilm-l6-lora-float32"
 
     @property
     def version(self) -> str:

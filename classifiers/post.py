@@ -43,14 +43,15 @@ class _BundledTask:
 class PostClassifier:
     """`sentiment_model`: "bundled" (the shipped MiniLM adapter, with its complaint head and
     language heads for the languages it reads poorly),
-    "lexicon" (the fast rule baseline), or a Hugging Face model name or directory."""
+    "lexicon" (the fast rule baseline), or a Hugging Face model name or directory. `quantize`
+    (bundled model only): False keeps its float32 network in torch, to measure what int8 costs."""
 
     def __init__(self, config_dir: Path, languages: list[str], sentiment_model: str = "bundled",
-                 sentiment_labels: dict[str, str] | None = None):
+                 sentiment_labels: dict[str, str] | None = None, quantize: bool = True):
         lexicon = Lexicon(config_dir / "lexicons")
         self._bundled: BundledModel | None = None
         if sentiment_model == "bundled":
-            self._bundled = load_bundled(lexicon)
+            self._bundled = load_bundled(lexicon, quantize=quantize)
             self.sentiment = _BundledTask(self._bundled, "sentiment")
             self.complaint = _BundledTask(self._bundled, "complaint")
         elif sentiment_model == "lexicon":

@@ -406,14 +406,23 @@ ModelOption = Annotated[Optional[str], typer.Option(
     "--model", help="lexicon, bundled, or a Hugging Face model name or directory; default: the configured one.")]
 
 
-def _scores_timed(rows: list[dict[str, str]], model: str | None):
+Float32Option = Annotated[bool, typer.Option(
+    "--float32", help="Bundled model only: its float32 network instead of the int8 one (slower; to measure what int8 costs).")]
+
+
+def _scores_timed(rows: list[dict[str, str]], model: str | None, float32: bool = False):
     """(classifier, sentiment probabilities, complaint probabilities, seconds): the model alone is timed."""
     from classifiers.post import PostClassifier, clean_text
 
     cfg = _default_config()
+    model = model or cfg.classifiers.sentiment_model
+    if float32 and model != "bundled":
+        err.print(f"[red]--float32[/red]: only the bundled model has an int8 and a float32 form, not {escape(model)!r}",
+                  highlight=False)
+        raise typer.Exit(2)
     try:
-        classifier = PostClassifier(bundled_config_dir(), cfg.classifiers.languages,
-                                    model or cfg.classifiers.sentiment_model, cfg.classifiers.sentiment_labels)
+        classifier = PostClassifier(bundled_config_dir(), cfg.classifiers.languages, model,
+                                    cfg.classifiers.sentiment_labels, quantize=not float32)
         texts = [clean_text(r["text"]) for r in rows]
         classifier.scores(texts[:8])  # load the model before the clock starts
     except (RuntimeError, ValueError) as exc:
@@ -510,6 +519,7 @@ def train(
 def eval_sentiment(
     file: Annotated[Path, typer.Option(help="TSV with a header and columns label (negative/neutral/positive), text.")],
     model: ModelOption = None,
+    float32: Float32Option = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Macro recall, macro F1 and accuracy of the sentiment model on a labelled file."""
@@ -520,7 +530,7 @@ def eval_sentiment(
     if bad:
         err.print(f"[red]--file[/red]: unknown labels {bad} (expected {list(SENTIMENT_LABELS)})", highlight=False)
         raise typer.Exit(2)
-    classifier, sentiment, _, seconds = _scores_timed(rows, model)
+    classifier, sentiment, _, seconds = _scores_timed(rows, model, float32)
     predicted = [classifier.sentiment.classes_[i] for i in sentiment.argmax(axis=1)]
     report = {**sentiment_report([r["label"] for r in rows], predicted),
               "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1), "model": classifier.model_name}
@@ -531,6 +541,7 @@ def eval_sentiment(
 def eval_complaints(
     file: Annotated[Path, typer.Option(help="TSV with a header and columns text, is_complaint (0/1).")],
     model: ModelOption = None,
+    float32: Float32Option = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Macro F1, precision and recall of complaint detection on a labelled file."""
@@ -541,7 +552,7 @@ def eval_complaints(
     if bad:
         err.print(f"[red]--file[/red]: is_complaint must be 0 or 1, found {bad[:5]}", highlight=False)
         raise typer.Exit(2)
-    classifier, _, complaint, seconds = _scores_timed(rows, model)
+    classifier, _, complaint, seconds = _scores_timed(rows, model, float32)
     truth = [int(r["is_complaint"]) for r in rows]
     predicted = [int(p >= 0.5) for p in complaint]
     report = {**complaint_report(truth, predicted, positive=1),

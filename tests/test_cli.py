@@ -302,6 +302,14 @@ def test_eval_scores_a_post_longer_than_csvs_field_limit(runner, tmp_path):
     assert json_lines(result.stdout)[0]["n"] == 2
 
 
+def test_eval_float32_of_a_model_without_an_int8_form_exits_2(runner, tmp_path):
+    data = tmp_path / "s.tsv"
+    data.write_text("label\ttext\nnegative\tbad\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(data), "--model", "lexicon", "--float32"])
+    assert result.exit_code == 2
+    assert "--float32" in result.output and "lexicon" in result.output and result.stdout.strip() == ""
+
+
 def test_eval_missing_file(runner, tmp_path):
     result = runner.invoke(app, ["eval", "complaints", "--file", str(tmp_path / "nope.tsv"), "--json"])
     assert result.exit_code == 2

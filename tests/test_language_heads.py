@@ -215,7 +215,7 @@ def test_bundled_model_routes_sentiment_by_language(head, lexicon):
     assert np.allclose(out["sentiment"][1:], alone["sentiment"][1:], atol=1e-4)  # English and unknown: the transformer
     inputs = ComplaintInputs(transformer.features(texts), alone["sentiment"], texts)
     assert np.allclose(out["complaint"], complaint_head.predict_proba(inputs), atol=1e-5)  # whatever the language
-    assert model.name == "minilm-l6-lora+nl-ngram"
+    assert model.name == "minilm-l6-lora-float32+nl-ngram"  # float weights, as above
     with pytest.raises(ValueError, match="one language"):
         model.predict_all(texts, ["nl"])
 

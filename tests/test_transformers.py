@@ -201,6 +201,15 @@ def test_eval_sentiment_with_the_bundled_model(runner, tmp_path):
     assert report["model"].startswith("minilm-l6-lora") and report["accuracy"] == 1.0
 
 
+def test_eval_float32_scores_the_bundled_models_float_network(runner, tmp_path):
+    path = tmp_path / "c.tsv"
+    path.write_text(f"text\tis_complaint\n{NEGATIVE}\t1\n{POSITIVE}\t0\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "complaints", "--file", str(path), "--model", "bundled", "--float32", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"].startswith("minilm-l6-lora-float32+") and report["n"] == 2
+
+
 def test_eval_with_an_unloadable_model_exits_2(runner, tmp_path):
     path = tmp_path / "s.tsv"
     path.write_text("label\ttext\nnegative\tbad\n", encoding="utf-8")
