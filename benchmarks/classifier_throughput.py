@@ -1,7 +1,7 @@
 """Benchmark (not a test): posts/s and peak RSS of the sentiment and complaint models on 10,000 real tweets,
 the seconds from start to the first post classified, and one post at a time (warm) in milliseconds.
 
-    .venv/bin/python benchmarks/classifier_throughput.py [--model bundled] [--data ../shared/data] [--no-quantize]
+    .venv/bin/python benchmarks/classifier_throughput.py [--model bundled] [--data ../shared/data] [--float32]
 
 Run it on an otherwise idle machine: other processes on the same cores distort the figure.
 """
@@ -35,7 +35,7 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="bundled", help="bundled, lexicon, or a Hugging Face name or folder")
 parser.add_argument("--data", type=Path, default=Path("../shared/data"))
 parser.add_argument("--posts", type=int, default=10_000)
-parser.add_argument("--no-quantize", action="store_true", help="bundled model only: keep float32 weights")
+parser.add_argument("--float32", action="store_true", help="bundled model only: its float32 network, as `eval --float32`")
 args = parser.parse_args()
 
 texts = [r["text"] for r in read_tsv(args.data / "sentiment" / "semeval_2013_2016_train.tsv", ("text",))][:args.posts]
@@ -45,7 +45,7 @@ if args.model == "bundled":
     from classifiers.lexicon import Lexicon
     from monitor.config import bundled_config_dir
 
-    model = load_bundled(Lexicon(bundled_config_dir() / "lexicons"), quantize=not args.no_quantize)
+    model = load_bundled(Lexicon(bundled_config_dir() / "lexicons"), quantize=not args.float32)
 
     def run(batch):  # sentiment and complaint; each post's language as a source gives it (SemEval: English)
         return model.predict_all(batch, ["en"] * len(batch))
@@ -68,7 +68,7 @@ for text in texts[:300]:
     run([text])
     one_post_ms.append((time.perf_counter() - began) * 1000)
 one_post_ms.sort()
-print(json.dumps({"model": args.model, "quantized": args.model == "bundled" and not args.no_quantize,
+print(json.dumps({"model": args.model, "quantized": args.model == "bundled" and not args.float32,
                   "posts": len(texts), "posts_per_s": round(len(texts) / seconds, 1),
                   "peak_rss_mb": peak_rss_mb(),
                   "start_s": round(start_s, 2), "start_peak_rss_mb": start_rss_mb,
