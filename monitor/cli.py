@@ -455,6 +455,8 @@ def train(
     folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds.")] = 0,
     fold_splits: Annotated[int, typer.Option(min=1, help="With --folds: cross-validate over this many different fold "
                                              "splits (seeds 0 to N-1) and report each split's macro-F1 and their mean.")] = 1,
+    runs: Annotated[int, typer.Option(min=1, help="Train this many adapters (seeds 0 to N-1), each for 1/N of the "
+                                      "recipe's passes, and keep their weight average.")] = 1,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train the bundled model (adapter, complaint head, language heads) from the public data, and
@@ -469,6 +471,9 @@ def train(
 
     if fold_splits > 1 and folds < 2:
         err.print(f"[red]--fold-splits[/red]: {fold_splits} fold splits need --folds 2 or more", highlight=False)
+        raise typer.Exit(2)
+    if runs > 1 and heads_only:
+        err.print("[red]--runs[/red]: --heads-only keeps the adapter, so it trains no runs", highlight=False)
         raise typer.Exit(2)
     lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
     try:
@@ -489,13 +494,14 @@ def train(
         report["umsab_val_heads"] = evaluate_heads(corpus, heads)
         model = MiniLMClassifier(out)
     else:
-        report["recipe"] = RECIPE
+        recipe = {**RECIPE, "epochs": RECIPE["epochs"] / runs, "runs": runs}
+        report["recipe"] = recipe
         started = time.perf_counter()
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("training", total=None)
             model = train_model(corpus, device=device,
                                 progress=lambda done, total: progress.update(task, completed=done, total=total),
-                                **RECIPE)
+                                **recipe)
         report["train_seconds"] = round(time.perf_counter() - started)
         report["adapter"] = str(model.save(out))
         report["adapter_bytes"] = out.stat().st_size

@@ -363,23 +363,27 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
     BundledModel(transformer, complaint_head, {})  # fits the adapter it was trained on
 
 
-def test_train_writes_an_adapter_and_heads_that_fit_together(tmp_path):
+@pytest.mark.parametrize("runs", [1, 2])
+def test_train_writes_an_adapter_and_heads_that_fit_together(tmp_path, runs):
     """The whole `train` on miniature data (seconds): the complaint head is fitted on the adapter as saved."""
     from typer.testing import CliRunner
 
     from classifiers.bundled import load_bundled
+    from classifiers.training import RECIPE
     from monitor.cli import app
 
     data = _public_data(tmp_path / "data")
     models = tmp_path / "models"
     result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(models),
-                                      "--out", str(models / DEFAULT_WEIGHTS.name), "--json"])
+                                      "--out", str(models / DEFAULT_WEIGHTS.name), "--runs", str(runs), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
+    assert report["recipe"]["runs"] == runs and report["recipe"]["epochs"] == RECIPE["epochs"] / runs
     assert report["adapter_bytes"] == (models / DEFAULT_WEIGHTS.name).stat().st_size
     assert set(report["umsab_val"]) >= {"german", "french"} and report["tweeteval_val"]["n"] == 2
     model = load_bundled(Lexicon(bundled_config_dir() / "lexicons"), models)  # refuses a head of another adapter
     assert model.transformer.classes("sentiment") == SENTIMENT_LABELS
+    assert model.transformer.spec_.rank == RECIPE["rank"] * runs  # the runs' factors stacked
     with pytest.raises(ValueError, match="task 'complaint' unknown"):  # complaints are the head's alone
         model.transformer.classes("complaint")
     assert model.predict_all(["my order never arrived"], ["en"])["complaint"].shape == (1, 2)
@@ -403,6 +407,15 @@ def test_train_refuses_fold_splits_without_folds(tmp_path):
 
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--heads-only", "--fold-splits", "3"])
     assert result.exit_code == 2 and "--fold-splits" in result.output and "--folds 2 or more" in result.output
+
+
+def test_train_refuses_runs_with_heads_only(tmp_path):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--heads-only", "--runs", "2"])
+    assert result.exit_code == 2 and "--runs" in result.output and "trains no runs" in result.output
 
 
 def test_train_names_a_missing_data_folder(tmp_path):

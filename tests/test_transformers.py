@@ -117,6 +117,33 @@ def test_fit_save_and_load_round_trip(tmp_path):
     assert len(loaded.spec_.logit_bias["sentiment"]) == 3
 
 
+def test_averaged_adapters_are_the_mean_of_their_merged_changes(tmp_path):
+    texts = [NEGATIVE, POSITIVE, "It is Tuesday.", "Terrible, broken again", "Love it", "Meeting at 3"] * 2
+    labels = ["negative", "positive", "neutral", "negative", "positive", "neutral"] * 2
+    runs = [MiniLMClassifier(None, rank=4, epochs=1, train_batch_size=4, quantize=False, seed=seed)
+            .fit({"sentiment": (texts, labels)}) for seed in (0, 1)]
+    soup = MiniLMClassifier.averaged(runs, calibration={"sentiment": (texts[:6], labels[:6])})
+    assert soup.spec_.rank == 8 and soup.spec_.alpha / soup.spec_.rank == runs[0].alpha / runs[0].rank
+    weights = [m._net.encoder.state_dict() for m in runs]
+    for name, value in soup._net.encoder.state_dict().items():
+        assert np.allclose(value.numpy(), (weights[0][name].numpy() + weights[1][name].numpy()) / 2, atol=1e-3), name
+    heads = [m._net.heads["sentiment"].weight.detach().numpy() for m in runs]
+    assert np.allclose(soup._net.heads["sentiment"].weight.detach().numpy(), (heads[0] + heads[1]) / 2)
+    assert len(soup.spec_.logit_bias["sentiment"]) == 3
+    before = soup.predict_proba(texts)
+    loaded = MiniLMClassifier(soup.save(tmp_path / "soup.safetensors"), quantize=False)
+    assert np.allclose(loaded.predict_proba(texts), before, atol=1e-2)  # factors stored in fp16
+    assert loaded.spec_.rank == 8
+    again = MiniLMClassifier.averaged([MiniLMClassifier(tmp_path / "soup.safetensors", quantize=False)] * 2,
+                                      calibration={"sentiment": (texts[:6], labels[:6])})
+    assert np.allclose(again.predict_proba(texts), loaded.predict_proba(texts), atol=1e-2)  # from files
+
+
+def test_averaging_needs_fitted_adapters_of_one_kind():
+    with pytest.raises(ModelError, match="fitted adapters or adapter files"):
+        MiniLMClassifier.averaged([MiniLMClassifier(None)])
+
+
 def test_fit_rejects_unknown_labels():
     with pytest.raises(ValueError, match="unknown labels"):
         MiniLMClassifier(None).fit({"sentiment": (["x"], ["angry"])})
