@@ -416,12 +416,8 @@ class MiniLMClassifier:
         model = cls(None, encoder_dir=first_model.encoder_dir, rank=rank, alpha=scale * rank,
                     max_length=first.max_length, batch_size=first_model.batch_size, quantize=first_model.quantize,
                     cache_dir=first_model.cache_dir, num_threads=first_model.num_threads)
-        model.spec_ = AdapterSpec(rank=rank, alpha=scale * rank, max_length=first.max_length,
-                                  tasks=first.tasks, trained_on=dict(first.trained_on))
-        net = _Network(model._encoder_dir(), first.tasks)
-        model._apply_state(net, state, model.spec_)
-        net.train(False)
-        model._net, model._lora_state, model._trained = net, state, True
+        model._use_state(state, AdapterSpec(rank=rank, alpha=scale * rank, max_length=first.max_length,
+                                            tasks=first.tasks, trained_on=dict(first.trained_on)), trained=True)
         if calibration:
             model._calibrate(calibration)
         return model
@@ -519,13 +515,17 @@ class MiniLMClassifier:
             state = load_file(str(self.weights))
         except (SafetensorError, OSError) as exc:
             raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
-        net = _Network(self._encoder_dir(), spec.tasks)
         try:
-            self._apply_state(net, state, spec)
+            self._use_state(state, spec, trained=False)
         except (KeyError, RuntimeError) as exc:
             raise ModelError(f"{self.weights}: does not fit the encoder ({exc})") from None
+
+    def _use_state(self, state: dict, spec: AdapterSpec, trained: bool) -> None:
+        """The encoder with `state` (factors and heads, as saved) merged in, as this model's network."""
+        net = _Network(self._encoder_dir(), spec.tasks)
+        self._apply_state(net, state, spec)
         net.train(False)
-        self.spec_, self._net, self._lora_state, self._trained = spec, net, state, False
+        self.spec_, self._net, self._lora_state, self._trained = spec, net, state, trained
 
     def _apply_state(self, net: _Network, state: dict, spec: AdapterSpec) -> None:
         torch = _torch()

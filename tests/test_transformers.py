@@ -139,7 +139,7 @@ def test_averaged_adapters_are_the_mean_of_their_merged_changes(tmp_path):
     assert np.allclose(again.predict_proba(texts), loaded.predict_proba(texts), atol=1e-2)  # from files
 
 
-def test_averaging_needs_fitted_adapters_of_one_kind():
+def test_averaging_needs_fitted_adapters():
     with pytest.raises(ModelError, match="fitted adapters or adapter files"):
         MiniLMClassifier.averaged([MiniLMClassifier(None)])
 
