@@ -447,14 +447,15 @@ class MiniLMClassifier:
         """Per-task logit bias maximising macro recall (sentiment) or macro F1 (complaint)."""
         from sklearn.metrics import f1_score, recall_score
 
-        spec = self._spec()
         for task, (texts, labels) in calibration.items():
             probs = self.predict_all(texts)[task]
+            spec = self._spec()  # after predicting: loading an adapter file replaces the spec
             logits = np.log(np.clip(probs, 1e-9, 1.0))
             names = spec.tasks[task]
             truth = np.array([names.index(label) for label in labels])
             metric = recall_score if task == "sentiment" else f1_score
-            grid = np.linspace(-1.5, 1.5, 31)
+            # Smallest changes first, so that of biases scoring alike the search keeps the nearest to none.
+            grid = sorted(np.linspace(-1.5, 1.5, 31), key=abs)
             best, best_bias = -1.0, np.zeros(len(names))
             # Bias relative to the first class; coordinate-wise search is enough for 2-3 classes.
             for _ in range(2):
@@ -465,7 +466,9 @@ class MiniLMClassifier:
                         score = metric(truth, (logits + bias).argmax(1), average="macro", zero_division=0)
                         if score > best + 1e-9:
                             best, best_bias = score, bias
-            spec.logit_bias[task] = [round(float(b), 4) for b in best_bias]
+            # The probabilities already carry the current bias: the search found what to add to it.
+            current = np.asarray(spec.logit_bias.get(task, [0.0] * len(names)))
+            spec.logit_bias[task] = [round(float(b), 4) for b in current + best_bias]
             log.info("calibrated task=%s bias=%s score=%.4f", task, spec.logit_bias[task], best)
 
     # -- persistence --------------------------------------------------------------------

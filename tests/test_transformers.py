@@ -115,6 +115,12 @@ def test_fit_save_and_load_round_trip(tmp_path):
     assert np.allclose(loaded.predict_proba(texts), before, atol=1e-2)  # adapter stored in fp16
     assert loaded.spec_.rank == 4 and loaded.spec_.trained_on == {"sentiment": 12, "complaint": 4}
     assert len(loaded.spec_.logit_bias["sentiment"]) == 3
+    # Calibrating again on the same posts, before or after the file is loaded, keeps the bias it found.
+    bias = list(loaded.spec_.logit_bias["sentiment"])
+    assert any(bias)
+    for model in (MiniLMClassifier(path, quantize=False), loaded):
+        model._calibrate({"sentiment": (texts[:6], labels[:6])})
+        assert model.spec_.logit_bias["sentiment"] == bias
 
 
 def test_averaged_adapters_are_the_mean_of_their_merged_changes(tmp_path):
@@ -142,6 +148,21 @@ def test_averaged_adapters_are_the_mean_of_their_merged_changes(tmp_path):
 def test_averaging_needs_fitted_adapters():
     with pytest.raises(ModelError, match="fitted adapters or adapter files"):
         MiniLMClassifier.averaged([MiniLMClassifier(None)])
+
+
+def test_averaging_refuses_adapters_of_different_tasks_or_lengths():
+    texts, labels = [NEGATIVE, POSITIVE, "It is Tuesday."], ["negative", "positive", "neutral"]
+    complaints = ([NEGATIVE, POSITIVE], ["yes", "no"])
+
+    def fitted(max_length=64, **data):
+        return MiniLMClassifier(None, rank=2, epochs=1, train_batch_size=3, quantize=False,
+                                max_length=max_length).fit(data)
+
+    sentiment = fitted(sentiment=(texts, labels))
+    for other in (fitted(max_length=32, sentiment=(texts, labels)),
+                  fitted(sentiment=(texts, labels), complaint=complaints)):
+        with pytest.raises(ModelError, match="share their tasks and max_length"):
+            MiniLMClassifier.averaged([sentiment, other])
 
 
 def test_fit_rejects_unknown_labels():
