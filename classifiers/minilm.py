@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -474,13 +475,18 @@ class MiniLMClassifier:
     # -- persistence --------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
         """Adapter (low-rank factors, fp16) + heads + spec in one safetensors file."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         if self._lora_state is None:
             raise ModelError("nothing to save: fit the model first")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(self._lora_state, str(path), metadata={"spec": json.dumps(asdict(self._spec()))})
+        # Not safetensors' save_file: it leaves the file readable by its owner alone, whatever the
+        # umask, and a daemon running as another user could not load it. Written under another
+        # name, then renamed, so a save cut short leaves the previous adapter whole.
+        temporary = path.with_name(f".{path.name}.saving")
+        temporary.write_bytes(save(self._lora_state, metadata={"spec": json.dumps(asdict(self._spec()))}))
+        os.replace(temporary, path)
         self.weights, self._weights_digest = path, None
         return path
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -110,7 +112,13 @@ def test_fit_save_and_load_round_trip(tmp_path):
     model.fit({"sentiment": (texts, labels), "complaint": complaints},
               calibration={"sentiment": (texts[:6], labels[:6])})
     before = model.predict_proba(texts)
-    path = model.save(tmp_path / "adapter.safetensors")
+    previous_umask = os.umask(0o022)
+    try:
+        path = model.save(tmp_path / "adapter.safetensors")
+    finally:
+        os.umask(previous_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a daemon running as another user can read it
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]
     loaded = MiniLMClassifier(path, quantize=False)
     assert np.allclose(loaded.predict_proba(texts), before, atol=1e-2)  # adapter stored in fp16
     assert loaded.spec_.rank == 4 and loaded.spec_.trained_on == {"sentiment": 12, "complaint": 4}
