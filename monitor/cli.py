@@ -455,8 +455,9 @@ def train(
     folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds.")] = 0,
     fold_splits: Annotated[int, typer.Option(min=1, help="With --folds: cross-validate over this many different fold "
                                              "splits (seeds 0 to N-1) and report each split's macro-F1 and their mean.")] = 1,
-    runs: Annotated[int, typer.Option(min=1, help="Train this many adapters (seeds 0 to N-1), each for 1/N of the "
-                                      "recipe's passes, and keep their weight average.")] = 1,
+    runs: Annotated[int | None, typer.Option(min=1, show_default=False, help="Train this many adapters (seeds 0 "
+                                             "to N-1), each for 1/N of the recipe's passes, and keep their weight "
+                                             "average (default: the shipped recipe's 2).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train the bundled model (adapter, complaint head, language heads) from the public data, and
@@ -464,15 +465,16 @@ def train(
     from classifiers.bundled import COMPLAINT_HEAD, CROSSLINGUAL_PRIOR, language_head_path
     from classifiers.lexicon import Lexicon
     from classifiers.minilm import MiniLMClassifier, ModelError
-    from classifiers.training import (RECIPE, Corpus, DataError, complaint_inputs, cross_validate_complaint_head,
-                                      cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
-                                      over_fold_splits, train_complaint_head, train_language_head, train_prior)
+    from classifiers.training import (RECIPE, RECIPE_RUNS, Corpus, DataError, complaint_inputs,
+                                      cross_validate_complaint_head, cross_validate_dutch_head, evaluate,
+                                      evaluate_heads, language_head_data, over_fold_splits, train_complaint_head,
+                                      train_language_head, train_prior)
     from classifiers.training import train as train_model
 
     if fold_splits > 1 and folds < 2:
         err.print(f"[red]--fold-splits[/red]: {fold_splits} fold splits need --folds 2 or more", highlight=False)
         raise typer.Exit(2)
-    if runs > 1 and heads_only:
+    if runs is not None and heads_only:
         err.print("[red]--runs[/red]: --heads-only keeps the adapter, so it trains no runs", highlight=False)
         raise typer.Exit(2)
     lexicon = Lexicon(bundled_config_dir() / "lexicons")  # the lexicon the heads are used with
@@ -494,6 +496,7 @@ def train(
         report["umsab_val_heads"] = evaluate_heads(corpus, heads)
         model = MiniLMClassifier(out)
     else:
+        runs = RECIPE_RUNS if runs is None else runs
         recipe = {**RECIPE, "epochs": RECIPE["epochs"] / runs, "runs": runs}
         report["recipe"] = recipe
         started = time.perf_counter()

@@ -363,20 +363,22 @@ def test_train_heads_only_writes_a_loadable_head(tmp_path, lexicon):
     BundledModel(transformer, complaint_head, {})  # fits the adapter it was trained on
 
 
-@pytest.mark.parametrize("runs", [1, 2])
+@pytest.mark.parametrize("runs", [1, None])  # None: the shipped recipe's number of runs
 def test_train_writes_an_adapter_and_heads_that_fit_together(tmp_path, runs):
     """The whole `train` on miniature data (seconds): the complaint head is fitted on the adapter as saved."""
     from typer.testing import CliRunner
 
     from classifiers.bundled import load_bundled
-    from classifiers.training import RECIPE
+    from classifiers.training import RECIPE, RECIPE_RUNS
     from monitor.cli import app
 
     data = _public_data(tmp_path / "data")
     models = tmp_path / "models"
     result = CliRunner().invoke(app, ["train", "--data", str(data), "--heads-dir", str(models),
-                                      "--out", str(models / DEFAULT_WEIGHTS.name), "--runs", str(runs), "--json"])
+                                      "--out", str(models / DEFAULT_WEIGHTS.name), "--json",
+                                      *(["--runs", str(runs)] if runs else [])])
     assert result.exit_code == 0, result.output
+    runs = runs or RECIPE_RUNS
     report = json.loads(result.stdout)
     assert report["recipe"]["runs"] == runs and report["recipe"]["epochs"] == RECIPE["epochs"] / runs
     assert report["adapter_bytes"] == (models / DEFAULT_WEIGHTS.name).stat().st_size
