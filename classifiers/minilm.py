@@ -485,8 +485,11 @@ class MiniLMClassifier:
         # umask, and a daemon running as another user could not load it. Written under another
         # name, then renamed, so a save cut short leaves the previous adapter whole.
         temporary = path.with_name(f".{path.name}.saving")
-        temporary.write_bytes(save(self._lora_state, metadata={"spec": json.dumps(asdict(self._spec()))}))
-        os.replace(temporary, path)
+        try:
+            temporary.write_bytes(save(self._lora_state, metadata={"spec": json.dumps(asdict(self._spec()))}))
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)  # gone after the rename; left by a failed write
         self.weights, self._weights_digest = path, None
         return path
 

@@ -119,6 +119,10 @@ def test_fit_save_and_load_round_trip(tmp_path):
         os.umask(previous_umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a daemon running as another user can read it
     assert [p.name for p in tmp_path.iterdir()] == ["adapter.safetensors"]
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError):  # the rename onto a folder fails: no half-written file is left behind
+        model.save(tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.safetensors", "taken"]
     loaded = MiniLMClassifier(path, quantize=False)
     assert np.allclose(loaded.predict_proba(texts), before, atol=1e-2)  # adapter stored in fp16
     assert loaded.spec_.rank == 4 and loaded.spec_.trained_on == {"sentiment": 12, "complaint": 4}
@@ -126,9 +130,9 @@ def test_fit_save_and_load_round_trip(tmp_path):
     # Calibrating again on the same posts, before or after the file is loaded, keeps the bias it found.
     bias = list(loaded.spec_.logit_bias["sentiment"])
     assert any(bias)
-    for model in (MiniLMClassifier(path, quantize=False), loaded):
-        model._calibrate({"sentiment": (texts[:6], labels[:6])})
-        assert model.spec_.logit_bias["sentiment"] == bias
+    for recalibrated in (MiniLMClassifier(path, quantize=False), loaded):
+        recalibrated._calibrate({"sentiment": (texts[:6], labels[:6])})
+        assert recalibrated.spec_.logit_bias["sentiment"] == bias
 
 
 def test_averaged_adapters_are_the_mean_of_their_merged_changes(tmp_path):
