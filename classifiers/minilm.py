@@ -392,18 +392,16 @@ class MiniLMClassifier:
         of macro recall; their average read TweetEval and fed the complaint head better than either
         (classifiers/MEASUREMENTS.md)."""
         torch = _torch()
-        for m in models:
-            if m._lora_state is None and m.weights is not None:
-                m._load()
-        if not models or any(m._lora_state is None for m in models):
+        if not models or any(m._lora_state is None and m.weights is None for m in models):
             raise ModelError("averaging needs fitted adapters or adapter files")
-        specs = [m._spec() for m in models]
+        # Only their factors and heads: an adapter file is read, not merged into an encoder.
+        saved = [(m._lora_state, m._spec()) if m._lora_state is not None else m._read_state() for m in models]
+        states, specs = [state for state, _ in saved], [spec for _, spec in saved]
         first = specs[0]
         if any(s.tasks != first.tasks or s.max_length != first.max_length for s in specs):
             raise ModelError("adapters to average must share their tasks and max_length")
         rank = sum(s.rank for s in specs)
         scale = first.alpha / first.rank
-        states = [m._lora_state for m in models]
         state = {}
         for key in states[0]:
             if key.endswith(".a"):
@@ -518,15 +516,19 @@ class MiniLMClassifier:
         except (SafetensorError, KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
 
-    def _load(self) -> None:
+    def _read_state(self) -> tuple[dict, AdapterSpec]:
+        """The adapter file's factors and heads, and its spec."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         spec = self._read_spec()
         try:
-            state = load_file(str(self.weights))
+            return load_file(str(self.weights)), spec
         except (SafetensorError, OSError) as exc:
             raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
+
+    def _load(self) -> None:
+        state, spec = self._read_state()
         try:
             self._use_state(state, spec, trained=False)
         except (KeyError, RuntimeError) as exc:

@@ -465,10 +465,10 @@ def train(
     from classifiers.bundled import COMPLAINT_HEAD, CROSSLINGUAL_PRIOR, language_head_path
     from classifiers.lexicon import Lexicon
     from classifiers.minilm import MiniLMClassifier, ModelError
-    from classifiers.training import (RECIPE, RECIPE_RUNS, Corpus, DataError, complaint_inputs,
-                                      cross_validate_complaint_head, cross_validate_dutch_head, evaluate,
-                                      evaluate_heads, language_head_data, over_fold_splits, train_complaint_head,
-                                      train_language_head, train_prior)
+    from classifiers.training import (Corpus, DataError, complaint_inputs, cross_validate_complaint_head,
+                                      cross_validate_dutch_head, evaluate, evaluate_heads, language_head_data,
+                                      over_fold_splits, recipe, train_complaint_head, train_language_head,
+                                      train_prior)
     from classifiers.training import train as train_model
 
     if fold_splits > 1 and folds < 2:
@@ -496,15 +496,14 @@ def train(
         report["umsab_val_heads"] = evaluate_heads(corpus, heads)
         model = MiniLMClassifier(out)
     else:
-        runs = RECIPE_RUNS if runs is None else runs
-        recipe = {**RECIPE, "epochs": RECIPE["epochs"] / runs, "runs": runs}
-        report["recipe"] = recipe
+        chosen = recipe(runs)
+        report["recipe"] = chosen
         started = time.perf_counter()
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("training", total=None)
             model = train_model(corpus, device=device,
                                 progress=lambda done, total: progress.update(task, completed=done, total=total),
-                                **recipe)
+                                **chosen)
         report["train_seconds"] = round(time.perf_counter() - started)
         report["adapter"] = str(model.save(out))
         report["adapter_bytes"] = out.stat().st_size

@@ -152,9 +152,10 @@ def test_averaged_adapters_are_the_mean_of_their_merged_changes(tmp_path):
     loaded = MiniLMClassifier(soup.save(tmp_path / "soup.safetensors"), quantize=False)
     assert np.allclose(loaded.predict_proba(texts), before, atol=1e-2)  # factors stored in fp16
     assert loaded.spec_.rank == 8
-    again = MiniLMClassifier.averaged([MiniLMClassifier(tmp_path / "soup.safetensors", quantize=False)] * 2,
-                                      calibration={"sentiment": (texts[:6], labels[:6])})
+    from_file = MiniLMClassifier(tmp_path / "soup.safetensors", quantize=False)
+    again = MiniLMClassifier.averaged([from_file] * 2, calibration={"sentiment": (texts[:6], labels[:6])})
     assert np.allclose(again.predict_proba(texts), loaded.predict_proba(texts), atol=1e-2)  # from files
+    assert from_file._net is None  # read, not merged into an encoder of its own
 
 
 def test_averaging_needs_fitted_adapters():
