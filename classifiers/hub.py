@@ -2,7 +2,9 @@
 
 For teams that want a larger multilingual model in production, e.g.
 `cardiffnlp/twitter-xlm-roberta-base-sentiment-multilingual`. The model's own labels are mapped
-onto negative / neutral / positive, by name when they are named so, else by `label_map`.
+onto negative / neutral / positive, by name when they are named so, else by `label_map`. Several
+labels may map onto one (a five-star model's "1 star" and "2 stars" both negative): their
+probabilities add up.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class HubSentiment:
         self.learning_rate = learning_rate
         self._net = None
         self._tokenizer = None
-        self._columns: list[int] | None = None  # model output index for each of classes_
+        self._groups: np.ndarray | None = None  # (model labels, classes_): 1 where that label counts as that class
 
     @property
     def name(self) -> str:
@@ -70,9 +72,8 @@ class HubSentiment:
             for rows in length_sorted_batches(encoded, self.batch_size):
                 ids, mask = pad_tensors([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
                 logits = self._net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-                probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-                out[rows] = probs[:, self._columns]
-        return out / out.sum(axis=1, keepdims=True)
+                out[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy() @ self._groups
+        return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.classes_[i] for i in self.predict_proba(texts).argmax(axis=1)]
@@ -87,15 +88,18 @@ class HubSentiment:
         self._load()
         use_cores(self.num_threads)
         encoded = self._encode(texts)
-        target_of = {label: self._columns[i] for i, label in enumerate(self.classes_)}
+        # The loss is on each class's summed probability, so labels grouped into one class share it.
+        log_groups = torch.log(torch.as_tensor(self._groups, device=self.device))
         optimizer = torch.optim.AdamW(self._net.parameters(), lr=self.learning_rate)
         self._net.train()
         for _ in range(self.epochs):
             for rows in length_sorted_batches(encoded, self.batch_size):
                 ids, mask = pad_tensors([encoded[i] for i in rows], self._tokenizer.pad_token_id or 0)
                 logits = self._net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-                target = torch.tensor([target_of[labels[i]] for i in rows], device=self.device)
-                torch.nn.functional.cross_entropy(logits, target).backward()
+                target = torch.tensor([self.classes_.index(labels[i]) for i in rows], device=self.device)
+                log_probs = torch.log_softmax(logits.float(), dim=-1)
+                class_log_probs = torch.logsumexp(log_probs.unsqueeze(2) + log_groups, dim=1)
+                torch.nn.functional.nll_loss(class_log_probs, target).backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         self._net.eval()
@@ -116,19 +120,27 @@ class HubSentiment:
         except (OSError, ValueError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise HubModelError(f"classifiers.sentiment_model: cannot load {self.model!r}: {first_line}") from None
-        self._columns = self._map_labels(net.config.id2label)
+        self._groups = self._map_labels(net.config.id2label)
         self._net, self._tokenizer = net.to(self.device), tokenizer
 
-    def _map_labels(self, id2label: Mapping[int, str]) -> list[int]:
-        index_of: dict[str, int] = {}
+    def _map_labels(self, id2label: Mapping[int, str]) -> np.ndarray:
+        """Which of `classes_` each model output counts as. Every output must count as one: an
+        unmapped label ("very negative" of a five-class model) would otherwise be dropped and the
+        rest rescaled, silently reading an angry post as neutral."""
+        groups = np.zeros((len(id2label), len(self.classes_)), dtype=np.float32)
+        unmapped = []
         for idx, raw in id2label.items():
-            label = self.label_map.get(raw) or _ALIASES.get(raw.lower(), raw.lower())
-            if label in SENTIMENT_LABELS:
-                index_of[label] = int(idx)
-        missing = [label for label in SENTIMENT_LABELS if label not in index_of]
-        if missing:
+            label = (self.label_map.get(raw) or _ALIASES.get(raw.lower(), raw)).lower()
+            if label in self.classes_:
+                groups[int(idx), self.classes_.index(label)] = 1.0
+            else:
+                unmapped.append(raw)
+        missing = [label for k, label in enumerate(self.classes_) if not groups[:, k].any()]
+        if unmapped or missing:
+            problem = (f"do not map {sorted(unmapped)}" if unmapped else "") + (" and " if unmapped and missing else "") \
+                + (f"name no {', '.join(missing)} label" if missing else "")
             raise HubModelError(
-                f"classifiers.sentiment_labels: the model's labels {sorted(id2label.values())} do not name "
-                f"{', '.join(missing)}; map them, e.g. sentiment_labels: {{LABEL_0: negative, LABEL_1: neutral, "
+                f"classifiers.sentiment_labels: the model's labels {sorted(id2label.values())} {problem}; map each "
+                f"onto negative, neutral or positive, e.g. sentiment_labels: {{LABEL_0: negative, LABEL_1: neutral, "
                 f"LABEL_2: positive}}")
-        return [index_of[label] for label in SENTIMENT_LABELS]
+        return groups

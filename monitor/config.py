@@ -345,6 +345,14 @@ class ClassifierConfig(Strict):
 
     _languages = field_validator("languages")(_language_codes)
 
+    @field_validator("sentiment_labels")
+    @classmethod
+    def _sentiment_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        wrong = {raw: label for raw, label in labels.items() if label.lower() not in ("negative", "neutral", "positive")}
+        if wrong:
+            raise ValueError(f"each model label must map onto negative, neutral or positive, not {wrong}")
+        return {raw: label.lower() for raw, label in labels.items()}
+
 
 class DeliveryConfig(Strict):
     interval_seconds: int = Field(5, ge=1)

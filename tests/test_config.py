@@ -144,11 +144,17 @@ def test_brand_thresholds_out_of_order_name_the_brand():
     ({"team": {"members": [{"name": "Sanne", "languages": ["nl", "und"]}]}}, "team.members[0].languages"),
     ({"retention": {"cron": "every day"}}, "retention.cron"),
     ({"sources": {"replay": {"enabled": True}}}, "sources.replay"),
+    ({"classifiers": {"sentiment_labels": {"LABEL_0": "angry"}}}, "classifiers.sentiment_labels"),
 ])
 def test_parse_config_names_the_key(raw, key):
     with pytest.raises(ConfigError) as exc:
         parse_config(config_dict(**raw) if "brands" not in raw else {**config_dict(), **raw}, environ={})
     assert any(p.split(": ")[0] == key for p in exc.value.problems), exc.value.problems
+
+
+def test_sentiment_labels_are_read_in_lower_case():
+    config = parse_config(config_dict(classifiers={"sentiment_labels": {"LABEL_0": "Negative"}}), environ={})
+    assert config.classifiers.sentiment_labels == {"LABEL_0": "negative"}
 
 
 def test_configured_languages_are_read_as_posts_carry_them():

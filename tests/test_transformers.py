@@ -194,6 +194,12 @@ def test_post_classifier_with_the_bundled_model():
 
 # --- models by hub name or folder -----------------------------------------------------------------------
 
+def BertForSequenceClassificationLoad(folder):
+    from transformers import BertForSequenceClassification
+
+    return BertForSequenceClassification.from_pretrained(folder)
+
+
 def _tiny_model(folder, id2label):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -226,6 +232,40 @@ def test_hub_model_labels_need_a_mapping(tmp_path):
     mapped = HubSentiment(str(folder), local_files_only=True,
                           label_map={"LABEL_0": "negative", "LABEL_1": "neutral", "LABEL_2": "positive"})
     assert mapped.predict_proba(["x"]).shape == (1, 3)
+
+
+def test_hub_model_labels_mapped_onto_one_class_add_up(tmp_path):
+    import torch
+
+    stars = {0: "1 star", 1: "2 stars", 2: "3 stars", 3: "4 stars", 4: "5 stars"}
+    folder = _tiny_model(tmp_path / "m", stars)
+    net = BertForSequenceClassificationLoad(folder)
+    with torch.no_grad():  # outputs fixed by the bias alone: 40 % "1 star", 40 % "2 stars"
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(torch.log(torch.tensor([0.4, 0.4, 0.1, 0.05, 0.05])))
+    net.save_pretrained(folder)
+    label_map = {"1 star": "negative", "2 stars": "Negative", "3 stars": "neutral", "4 stars": "positive",
+                 "5 stars": "positive"}
+    model = HubSentiment(str(folder), local_files_only=True, label_map=label_map)
+    assert np.allclose(model.predict_proba(["the parcel never came"]), [[0.8, 0.1, 0.1]], atol=1e-4)
+    assert model.predict(["the parcel never came"]) == ["negative"]
+
+
+def test_hub_model_labels_left_unmapped_are_an_error_not_dropped(tmp_path):
+    folder = _tiny_model(tmp_path / "m", {0: "very negative", 1: "negative", 2: "neutral", 3: "positive"})
+    with pytest.raises(HubModelError, match=r"do not map \['very negative'\]"):
+        HubSentiment(str(folder), local_files_only=True).predict(["x"])
+
+
+def test_hub_model_fit_with_labels_grouped_into_one_class(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    folder = _tiny_model(tmp_path / "m", {0: "bad", 1: "awful", 2: "meh", 3: "good"})
+    model = HubSentiment(str(folder), local_files_only=True, epochs=80, learning_rate=1e-3, batch_size=4,
+                         label_map={"bad": "negative", "awful": "negative", "meh": "neutral", "good": "positive"})
+    texts, labels = ["awful awful awful", "great great great", "table chair lamp"], ["negative", "positive", "neutral"]
+    assert model.fit(texts, labels).predict(texts) == labels
 
 
 def test_hub_model_fit_learns_the_labels(named_model, tmp_path):
