@@ -1,7 +1,7 @@
 """Benchmark (not a test): posts/s and peak RSS of the sentiment and complaint models on 10,000 real tweets,
 the seconds from start to the first post classified, and one post at a time (warm) in milliseconds.
 
-    .venv/bin/python benchmarks/classifier_throughput.py [--model bundled] [--data ../shared/data] [--float32]
+    .venv/bin/python benchmarks/classifier_throughput.py [--model bundled] [--config F] [--data ../shared/data] [--float32]
 
 Run it on an otherwise idle machine: other processes on the same cores distort the figure.
 """
@@ -32,11 +32,22 @@ def cpu_model() -> str:
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--model", default="bundled", help="bundled, lexicon, or a Hugging Face name or folder")
+parser.add_argument("--model", help="bundled, lexicon, or a Hugging Face name or folder; default: --config's, else bundled")
+parser.add_argument("--config", type=Path, help="a configuration whose classifiers (model, label map) to measure")
 parser.add_argument("--data", type=Path, default=Path("../shared/data"))
 parser.add_argument("--posts", type=int, default=10_000)
 parser.add_argument("--float32", action="store_true", help="bundled model only: its float32 network, as `eval --float32`")
 args = parser.parse_args()
+labels: dict[str, str] = {}
+if args.config:
+    from monitor.config import ConfigError, load_config
+
+    try:
+        classifiers = load_config(args.config).classifiers
+    except ConfigError as exc:
+        parser.error(f"--config: {'; '.join(exc.problems)}")
+    args.model, labels = args.model or classifiers.sentiment_model, classifiers.sentiment_labels
+args.model = args.model or "bundled"
 
 texts = [r["text"] for r in read_tsv(args.data / "sentiment" / "semeval_2013_2016_train.tsv", ("text",))][:args.posts]
 loading = time.perf_counter()
@@ -53,7 +64,7 @@ else:
     from classifiers.post import PostClassifier
     from monitor.config import bundled_config_dir
 
-    classifier = PostClassifier(bundled_config_dir(), ["en", "nl"], args.model)
+    classifier = PostClassifier(bundled_config_dir(), ["en", "nl"], args.model, labels)
     run = classifier.scores
 run(texts[:1])
 start_s = time.perf_counter() - loading  # what a daemon's first post waits (a cached int8 model: no torch)

@@ -25,7 +25,7 @@ import numpy as np
 
 from classifiers.complaint_head import ComplaintHead, ComplaintInputs
 from classifiers.metrics import complaint_report, sentiment_report
-from classifiers.lexicon import Lexicon
+from classifiers.lexicon import SENTIMENT_LABELS, Lexicon
 from classifiers.minilm import MiniLMClassifier
 from classifiers.ngram import NgramSentiment
 from classifiers.polarity import polarity_for
@@ -79,11 +79,20 @@ class DataError(ValueError):
 
 
 def read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    """The rows with text; a missing or malformed file is a DataError naming it."""
+    """The rows with text; a missing or malformed file, or a label that is not one of ours (a
+    "Neutral" would become a fourth class, an is_complaint "yes" a silent no), is a DataError
+    naming it."""
+    allowed = {"label": SENTIMENT_LABELS, "is_complaint": ("0", "1")}
     try:
-        return [row for row in tsv.read_tsv(path, columns) if row["text"]]
+        rows = [row for row in tsv.read_tsv(path, columns) if row["text"]]
     except tsv.TsvError as exc:
         raise DataError(f"{exc} (set --data to the folder holding sentiment/ and complaints/)") from None
+    for row in rows:
+        for column in set(columns) & set(allowed):
+            if row[column] not in allowed[column]:
+                raise DataError(f"{path} line {row.line}: {column} {row[column]!r} is not one of "
+                                f"{', '.join(allowed[column])}")
+    return rows
 
 
 @dataclass
@@ -110,7 +119,7 @@ class Corpus:
             umsab_train[lang] = [(r["text"], r["label"]) for r in read_tsv(sentiment / "umsab" / f"{lang}_train.tsv", ("label", "text"))]
             umsab_val[lang] = [(r["text"], r["label"]) for r in read_tsv(sentiment / "umsab" / f"{lang}_val.tsv", ("label", "text"))]
         dutch = [(r["text"], r["label"]) for r in read_tsv(sentiment / "dutch_tweets_polarity.tsv", ("label", "text"))]
-        complaints = [(r["text"], "yes" if r["is_complaint"] == "1" else "no")
+        complaints = [(r["text"], "yes" if r["is_complaint"] == "1" else "no")  # read_tsv allows only 0 and 1
                       for r in read_tsv(data_dir / "complaints" / "complaints_dev.tsv", ("text", "is_complaint"))]
         tweeteval = [(r["text"], r["label"]) for r in read_tsv(sentiment / "tweeteval_val.tsv", ("label", "text"))]
         # UMSAB's English train file holds most of TweetEval's validation tweets, and SemEval holds

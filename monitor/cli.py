@@ -402,19 +402,38 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     return rows
 
 
+def _check_column(path: Path, rows, column: str, allowed: tuple[str, ...]) -> None:
+    """Exit 2 naming the first few values of `column` outside `allowed`, each with the first line it is on."""
+    first_line: dict[str, int] = {}
+    for row in rows:
+        if row[column] not in allowed:
+            first_line.setdefault(row[column], row.line)
+    if first_line:
+        found = ", ".join(f"{value!r} (line {line})" for value, line in list(first_line.items())[:5])
+        more = f" and {len(first_line) - 5} more" if len(first_line) > 5 else ""
+        err.print(f"[red]--file[/red]: {escape(str(path))}: column {column} must be one of {', '.join(allowed)}; "
+                  f"found {escape(found)}{more}", highlight=False)
+        raise typer.Exit(2)
+
+
 ModelOption = Annotated[Optional[str], typer.Option(
     "--model", help="lexicon, bundled, or a Hugging Face model name or directory; default: the configured one.")]
+
+
+EvalConfigOption = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", help="Evaluate this config's classifiers (sentiment_model, sentiment_labels, languages); "
+                           "default: config/example.yaml (the bundled model).")]
 
 
 Float32Option = Annotated[bool, typer.Option(
     "--float32", help="Bundled model only: its float32 network instead of the int8 one (slower; to measure what int8 costs).")]
 
 
-def _scores_timed(rows: list[dict[str, str]], model: str | None, float32: bool = False):
+def _scores_timed(rows: list[dict[str, str]], model: str | None, float32: bool = False, config: Path | None = None):
     """(classifier, sentiment probabilities, complaint probabilities, seconds): the model alone is timed."""
     from classifiers.post import PostClassifier, clean_text
 
-    cfg = _default_config()
+    cfg = _load(config) if config else _default_config()
     model = model or cfg.classifiers.sentiment_model
     if float32 and model != "bundled":
         err.print(f"[red]--float32[/red]: only the bundled model has an int8 and a float32 form, not {escape(model)!r}",
@@ -528,17 +547,15 @@ def eval_sentiment(
     file: Annotated[Path, typer.Option(help="TSV with a header and columns label (negative/neutral/positive), text.")],
     model: ModelOption = None,
     float32: Float32Option = False,
+    config: EvalConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Macro recall, macro F1 and accuracy of the sentiment model on a labelled file."""
     from classifiers.metrics import SENTIMENT_LABELS, sentiment_report
 
     rows = _read_tsv(file, ("label", "text"))
-    bad = sorted({r["label"] for r in rows} - set(SENTIMENT_LABELS))
-    if bad:
-        err.print(f"[red]--file[/red]: unknown labels {bad} (expected {list(SENTIMENT_LABELS)})", highlight=False)
-        raise typer.Exit(2)
-    classifier, sentiment, _, seconds = _scores_timed(rows, model, float32)
+    _check_column(file, rows, "label", SENTIMENT_LABELS)
+    classifier, sentiment, _, seconds = _scores_timed(rows, model, float32, config)
     predicted = [classifier.sentiment.classes_[i] for i in sentiment.argmax(axis=1)]
     report = {**sentiment_report([r["label"] for r in rows], predicted),
               "posts_per_s": round(len(rows) / max(seconds, 1e-9), 1), "model": classifier.model_name}
@@ -550,17 +567,15 @@ def eval_complaints(
     file: Annotated[Path, typer.Option(help="TSV with a header and columns text, is_complaint (0/1).")],
     model: ModelOption = None,
     float32: Float32Option = False,
+    config: EvalConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Macro F1, precision and recall of complaint detection on a labelled file."""
     from classifiers.metrics import complaint_report
 
     rows = _read_tsv(file, ("text", "is_complaint"))
-    bad = sorted({r["is_complaint"] for r in rows} - {"0", "1"})
-    if bad:
-        err.print(f"[red]--file[/red]: is_complaint must be 0 or 1, found {bad[:5]}", highlight=False)
-        raise typer.Exit(2)
-    classifier, _, complaint, seconds = _scores_timed(rows, model, float32)
+    _check_column(file, rows, "is_complaint", ("0", "1"))
+    classifier, _, complaint, seconds = _scores_timed(rows, model, float32, config)
     truth = [int(r["is_complaint"]) for r in rows]
     predicted = [int(p >= 0.5) for p in complaint]
     report = {**complaint_report(truth, predicted, positive=1),

@@ -298,3 +298,27 @@ def test_link_target_cannot_break_out_of_slack_link_syntax():
     target = safe_link_target("https://x.com/a?b=1&c=<!channel>|click here")
     assert "<" not in target and ">" not in target and "|" not in target and " " not in target
     assert "&amp;" in target
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+def test_sentiment_report_averages_over_the_labels_that_occur():
+    from classifiers.metrics import sentiment_report
+
+    perfect = sentiment_report(["negative", "positive"], ["negative", "positive"])
+    assert perfect == {"n": 2, "macro_recall": 1.0, "macro_f1": 1.0, "accuracy": 1.0}
+    # A class predicted but never true still counts: reading a post as neutral that is not is a miss.
+    assert sentiment_report(["negative", "positive"], ["negative", "neutral"])["macro_recall"] == pytest.approx(0.3333, abs=1e-4)
+
+
+@pytest.mark.parametrize("file, header, bad", [
+    ("sentiment/dutch_tweets_polarity.tsv", "label\ttext", "Neutral\tgeen idee"),
+    ("complaints/complaints_dev.tsv", "text\tis_complaint", "my order never came\tyes"),
+])
+def test_training_data_with_a_label_not_ours_is_a_data_error_naming_the_line(tmp_path, file, header, bad):
+    from classifiers.training import DataError, read_tsv
+
+    path = tmp_path / file.replace("/", "_")
+    path.write_text(f"{header}\n{bad}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path.name} line 2: \w+ '(Neutral|yes)' is not one of"):
+        read_tsv(path, tuple(header.split("\t")))

@@ -284,6 +284,50 @@ def test_eval_sentiment_unknown_label(runner, tmp_path):
     assert "angry" in result.output
 
 
+def test_eval_unknown_labels_name_the_file_and_line_and_stop_at_five(runner, tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("label\ttext\npositive\tok\n" + "".join(f"x{i}\tpost\n" for i in range(8)), encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(path), "--model", "lexicon", "--json"])
+    assert result.exit_code == 2 and result.stdout.strip() == ""
+    assert "bad.tsv" in flat(result.output) and "'x0'(line3)" in flat(result.output)
+    assert "x4" in result.output and "x5" not in result.output and "and3more" in flat(result.output)
+
+
+def test_eval_complaint_values_other_than_0_and_1_name_the_line(runner, tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("text\tis_complaint\nstill no refund\t1\nmy order never came\tyes\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "complaints", "--file", str(path), "--model", "lexicon", "--json"])
+    assert result.exit_code == 2 and "'yes'(line3)" in flat(result.output)
+
+
+@pytest.mark.parametrize("command, content", [
+    ("sentiment", "label\ttext\nnegative\nnegative\tI hate this\n"),
+    ("sentiment", "text\tlabel\nI hate this\nlove it\tpositive\n"),
+    ("complaints", "text\tis_complaint\nstill no refund\nthanks\t0\n"),
+])
+def test_eval_row_cut_short_is_an_error_naming_its_line_not_a_row_lost(runner, tmp_path, command, content):
+    path = tmp_path / "short.tsv"
+    path.write_text(content, encoding="utf-8")
+    result = runner.invoke(app, ["eval", command, "--file", str(path), "--model", "lexicon", "--json"])
+    assert result.exit_code == 2, result.output
+    assert "line2" in flat(result.output) and "novaluefor" in flat(result.output) and result.stdout.strip() == ""
+
+
+def test_eval_reads_a_file_with_a_byte_order_mark(runner, tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufefflabel\ttext\r\nnegative\tI hate this, terrible\r\npositive\tlove it, great\r\n".encode())
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(path), "--model", "lexicon", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json_lines(result.stdout)[0]["n"] == 2
+
+
+def test_eval_header_longer_than_the_field_limit_exits_2(runner, tmp_path):
+    path = tmp_path / "huge_header.tsv"
+    path.write_text("label\t" + "t" * (17 * 1024 * 1024) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(path), "--model", "lexicon", "--json"])
+    assert result.exit_code == 2 and "line1" in flat(result.output), result.output
+
+
 def test_eval_file_not_utf8_names_the_line(runner, tmp_path):
     data = tmp_path / "latin1.tsv"
     data.write_bytes("label\ttext\npositive\tfine\nnegative\tna\u00efve caf\u00e9\n".encode("latin-1"))

@@ -311,6 +311,23 @@ def test_eval_float32_scores_the_bundled_models_float_network(runner, tmp_path):
     assert report["model"].startswith("minilm-l6-lora-float32+") and report["n"] == 2
 
 
+def test_eval_uses_the_configured_model_and_its_label_map(runner, tmp_path):
+    import yaml
+
+    from tests.support import config_dict
+
+    folder = _tiny_model(tmp_path / "m", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(config_dict(classifiers={
+        "sentiment_model": str(folder),
+        "sentiment_labels": {"LABEL_0": "negative", "LABEL_1": "neutral", "LABEL_2": "positive"}})), encoding="utf-8")
+    path = tmp_path / "s.tsv"
+    path.write_text(f"label\ttext\nnegative\t{NEGATIVE}\npositive\t{POSITIVE}\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "sentiment", "--file", str(path), "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == f"{folder}+lexicon-complaint"
+
+
 def test_eval_with_an_unloadable_model_exits_2(runner, tmp_path):
     path = tmp_path / "s.tsv"
     path.write_text("label\ttext\nnegative\tbad\n", encoding="utf-8")
