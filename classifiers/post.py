@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import unicodedata
+
 import numpy as np
 
 from classifiers.bundled import BundledModel, load_bundled
@@ -26,9 +28,13 @@ class PostText:
 
 
 def clean_text(text: str) -> str:
-    """Untrusted input: drop control characters and NULs, cap the length."""
+    """Untrusted input: control characters, NULs and other non-printing characters as spaces
+    (same length, so trigger spans index the post as stored), the length capped. Format characters
+    (zero-width space, soft hyphen, direction marks) are kept: a space inside "law\u200byer" would
+    split the word for the trigger lists, which see through them, and the tokenizer drops them."""
     text = text[:MAX_TEXT_CHARS] if isinstance(text, str) else ""
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
+    return "".join(ch if ch.isprintable() or ch in "\n\t" or unicodedata.category(ch) == "Cf" else " "
+                   for ch in text)
 
 
 class _BundledTask:

@@ -12,8 +12,8 @@ import yaml
 
 
 # Invisible characters that split a word without showing: soft hyphen, zero-width space and
-# joiners, direction marks, word joiner, byte order mark.
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+# joiners, direction marks, embeddings, overrides and isolates, word joiner, byte order mark.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def _fold(text: str) -> str:

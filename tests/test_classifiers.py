@@ -69,6 +69,7 @@ def test_trigger_spans_stay_true_with_curly_apostrophes(triggers):
     ("calling my ＬＡＷＹＥＲ now", "en", "legal", "ＬＡＷＹＥＲ"),  # fullwidth letters
     ("calling my 𝐥𝐚𝐰𝐲𝐞𝐫 now", "en", "legal", "𝐥𝐚𝐰𝐲𝐞𝐫"),  # mathematical bold, posted for emphasis
     ("calling my law\u200byer now", "en", "legal", "law\u200byer"),  # a zero-width space inside the word
+    ("calling my law\u2066yer\u2069 now", "en", "legal", "law\u2066yer"),  # a direction isolate
     ("ik ga naar de ＲＡＤＡＲ 🤦\u200d♂️", "nl", "press", "ＲＡＤＡＲ"),
     # Decomposed accents (as some keyboards and macOS write them): the mark stays in the span.
     (unicodedata.normalize("NFD", "j'écris au médiateur"), "fr", "regulator", unicodedata.normalize("NFD", "médiateur")),
@@ -216,6 +217,13 @@ def test_clean_text_drops_control_characters_and_caps_length():
     assert len(cleaned) == MAX_TEXT_CHARS
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u200f", "\u2060", "\u202e"])
+def test_a_trigger_split_by_an_invisible_character_is_found_through_the_classifier(classifier, invisible):
+    text = f"Calling my law{invisible}yer about this"
+    result = one(classifier, text, "en")
+    assert [(t.category, text[t.start:t.end]) for t in result.triggers] == [("legal", f"law{invisible}yer")]
+
+
 def test_batch_keeps_order_and_ids(classifier):
     posts = [PostText(7, LEGAL_THREAT, None), PostText(3, NEUTRAL_CHATTER[1], None), PostText(9, "", None)]
     results = classifier.classify(posts)
@@ -246,6 +254,11 @@ def test_escape_mrkdwn_leaves_no_live_syntax(payload):
     escaped = escape_mrkdwn(f"hey {payload} there")
     assert "<" not in escaped and ">" not in escaped
     assert "&lt;" in escaped
+
+
+def test_escape_mrkdwn_drops_controls_and_direction_overrides():
+    assert escape_mrkdwn("refund\u202e won nu \x1b[31mnow\x00 \u2067x\u2069 done") == "refund won nu [31mnow x done"
+    assert escape_mrkdwn("שלום world") == "שלום world"  # right-to-left text itself is kept
 
 
 def test_escape_mrkdwn_escapes_ampersand_first():

@@ -13,12 +13,15 @@ from monitor.models import AlertMessage, Author, Metrics, Owner, Severity
 
 MAX_POST_CHARS = 500
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+# Control characters, and the direction overrides, embeddings and isolates: a post ending in an
+# unclosed right-to-left override would show the rest of the alert's line reversed.
+_HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SEVERITY_ICON = {Severity.medium: ":large_yellow_circle:", Severity.high: ":large_orange_circle:",
                   Severity.critical: ":red_circle:"}
 
 
 def escape_mrkdwn(text: str, limit: int = MAX_POST_CHARS) -> str:
-    text = " ".join(text.split())  # newlines in a post must not break the message layout
+    text = " ".join(_HIDDEN_CONTROLS.sub("", text).split())  # newlines in a post must not break the message layout
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
