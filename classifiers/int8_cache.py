@@ -87,9 +87,12 @@ class Int8Cache:
         try:
             recorded = self._digest_path(key).read_text(encoding="ascii").strip()
             actual = sha256_file(path)
-            os.utime(path)
         except (OSError, UnicodeDecodeError):  # none stored, or stored without its digest
             return None
+        try:
+            os.utime(path)
+        except OSError:  # a read-only cache (a mounted volume): the model is still the one built
+            pass
         if actual != recorded:
             log.warning("int8 model %s changed since it was built (sha256 %s, recorded %s): building it again",
                         path, actual[:12], recorded[:12])

@@ -4,6 +4,7 @@ cache costs time, never a wrong model or a crash."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -94,7 +95,8 @@ def _other_onnx_model() -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
-@pytest.mark.parametrize("content", [b"\x00not an onnx model", _other_onnx_model()], ids=["garbage", "other-model"])
+@pytest.mark.parametrize("content", [b"\x00not an onnx model", _other_onnx_model(), b""],
+                         ids=["garbage", "other-model", "empty"])
 def test_an_unreadable_cached_model_is_built_again_and_replaced(tmp_path, caplog, content):
     reference = MiniLMClassifier(cache_dir=False).predict_proba(TEXTS)
     model = MiniLMClassifier(cache_dir=tmp_path)
@@ -107,6 +109,21 @@ def test_an_unreadable_cached_model_is_built_again_and_replaced(tmp_path, caplog
     assert "int8 model in the cache unusable" in caplog.text
     assert cache.path(key).stat().st_size > 1_000_000
     assert np.array_equal(MiniLMClassifier(cache_dir=tmp_path).predict_proba(TEXTS), reference)
+
+
+def test_a_read_only_cache_is_still_read(tmp_path, monkeypatch):
+    built = _features(MiniLMClassifier(cache_dir=tmp_path))
+
+    def read_only(*_args, **_kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def no_float_network(*_args, **_kwargs):
+        raise AssertionError("the float encoder was loaded although the int8 model is in the cache")
+
+    monkeypatch.setattr(os, "utime", read_only)
+    monkeypatch.setattr(minilm, "_Network", no_float_network)
+    cached = _features(MiniLMClassifier(cache_dir=tmp_path))
+    assert all(np.array_equal(cached[key], built[key]) for key in built)
 
 
 def test_a_cached_model_changed_since_it_was_built_is_built_again(tmp_path, caplog):
