@@ -7,7 +7,9 @@ re-learns them (multinomial logistic regression) from labelled posts.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +42,21 @@ class Lexicon:
     def features(self, text: str) -> np.ndarray:
         """Counts of cues in one text, with polarity flipped after a negator."""
         text = text[:2000]
-        negator_ends = [end for *_, end in self.negators.finditer(text)]
+        negator_ends = [end for *_, end in self.negators.finditer(text)]  # in order: matches go left to right
+
+        def negated(start: int) -> bool:
+            # The nearest negator before the cue has the fewest tokens between them; counting stops
+            # past the span. (Counting from every negator to every cue took seconds on a long post.)
+            nearest = bisect_right(negator_ends, start) - 1
+            if nearest < 0:
+                return False
+            tokens = _TOKEN.finditer(text, negator_ends[nearest], start)
+            return sum(1 for _ in islice(tokens, NEGATION_SPAN + 1)) <= NEGATION_SPAN
 
         def polarity_hits(matcher: TermMatcher) -> tuple[int, int]:
             plain = flipped = 0
             for _, _, start, _ in matcher.finditer(text):
-                near = any(0 <= len(_TOKEN.findall(text[e:start])) <= NEGATION_SPAN for e in negator_ends if e <= start)
+                near = negated(start)
                 flipped += near
                 plain += not near
             return plain, flipped

@@ -335,3 +335,19 @@ def test_training_data_with_a_label_not_ours_is_a_data_error_naming_the_line(tmp
     path.write_text(f"{header}\n{bad}\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"{path.name} line 2: \w+ '(Neutral|yes)' is not one of"):
         read_tsv(path, tuple(header.split("\t")))
+
+
+@pytest.mark.parametrize("text, positive, negative", [
+    ("good", 1, 0),
+    ("not good", 0, 1),
+    ("not at all very good", 0, 1),  # three tokens between: still in the negator's span
+    ("not at all that very good", 1, 0),  # four: out of it
+    ("not sure yet, but honestly good", 1, 0),
+    ("no, I said it is not good", 0, 1),  # the nearest negator counts
+    ("not bad " * 400, 250, 0),  # a long post, read up to 2,000 characters: every cue still weighed
+])
+def test_lexicon_flips_a_cue_within_three_tokens_after_a_negator(text, positive, negative):
+    from classifiers.lexicon import Lexicon
+
+    features = Lexicon(bundled_config_dir() / "lexicons").features(text)
+    assert (features[0], features[1]) == (positive, negative)
