@@ -10,6 +10,10 @@ cross-validated) than n-grams learnt from 899 Dutch posts (0.65). The heads also
 cross-lingual prior (`classifiers/models/crosslingual_prior.json.gz`). `escalation-monitor train`
 writes all these files.
 
+A post without a word (emoji, emoticons, a handle: "@KLM 😡😡😡") is only unknown tokens to
+the encoder, which then reads "😡" and "😍" alike; the cross-lingual prior's character n-grams
+learnt emoji from UMSAB's posts and the lexicon's emoji cues, so it reads such a post instead.
+
 Where lingua, not the source, named a post's language, its sentiment is the mean of every
 language's reading weighted by lingua's confidence in that language (the language marginalised
 out): a post lingua holds 60 % Spanish and 40 % Portuguese is read by both heads. Through
@@ -33,6 +37,7 @@ from classifiers.complaint_head import ComplaintHead, ComplaintHeadError
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
 from classifiers.ngram import NgramSentiment
+from classifiers.textnorm import has_words
 
 MODELS_DIR = DEFAULT_WEIGHTS.parent
 HEAD_SUFFIX = "_sentiment.json.gz"
@@ -47,10 +52,17 @@ def language_head_path(language: str, folder: Path = MODELS_DIR) -> Path:
     return folder / f"{language}{HEAD_SUFFIX}"
 
 
-def load_language_heads(lexicon: Lexicon, folder: Path = MODELS_DIR) -> dict[str, NgramSentiment]:
-    """Every head shipped in `folder`, by ISO 639-1 code, with the prior they read (when there is one)."""
-    prior_path = folder / CROSSLINGUAL_PRIOR.name
-    prior = NgramSentiment.load(prior_path, lexicon) if prior_path.exists() else None
+def load_prior(lexicon: Lexicon, folder: Path = MODELS_DIR) -> NgramSentiment | None:
+    """The cross-lingual prior shipped in `folder`, if there is one."""
+    path = folder / CROSSLINGUAL_PRIOR.name
+    return NgramSentiment.load(path, lexicon) if path.exists() else None
+
+
+def load_language_heads(lexicon: Lexicon, folder: Path = MODELS_DIR,
+                        prior: NgramSentiment | None = None) -> dict[str, NgramSentiment]:
+    """Every head shipped in `folder`, by ISO 639-1 code, with the prior they read (default: the
+    one in `folder`, when there is one)."""
+    prior = prior or load_prior(lexicon, folder)
     return {path.name.removesuffix(HEAD_SUFFIX): NgramSentiment.load(path, lexicon, prior)
             for path in sorted(folder.glob(f"*{HEAD_SUFFIX}"))}
 
@@ -60,16 +72,19 @@ class BundledModel:
     heads, and `language_weights` (per text: None, or confidences by ISO code) mixes them.
 
     For a language with a language head, a post's complaint probability is the higher of the
-    complaint head's and `lexicon_complaint`'s (when given)."""
+    complaint head's and `lexicon_complaint`'s (when given). `wordless_reader` (when given) reads
+    the sentiment of posts without a word, in place of the transformer."""
 
     def __init__(self, transformer: MiniLMClassifier, complaint_head: ComplaintHead,
-                 language_heads: Mapping[str, NgramSentiment], lexicon_complaint: LexiconComplaint | None = None):
+                 language_heads: Mapping[str, NgramSentiment], lexicon_complaint: LexiconComplaint | None = None,
+                 wordless_reader: NgramSentiment | None = None):
         self.transformer = transformer
         self.complaint_head = complaint_head
         self.language_heads = dict(language_heads)
         self.lexicon_complaint = lexicon_complaint
-        for lang, head in self.language_heads.items():
-            if set(head.classes_) != set(SENTIMENT_LABELS):
+        self.wordless_reader = wordless_reader
+        for lang, head in [*self.language_heads.items(), ("wordless_reader", wordless_reader)]:
+            if head is not None and set(head.classes_) != set(SENTIMENT_LABELS):
                 raise ValueError(f"language head {lang!r} has labels {head.classes_}, expected {SENTIMENT_LABELS}")
         if complaint_head.adapter != transformer.version:
             # Features of another adapter mean other numbers: a silently wrong complaint score.
@@ -138,6 +153,11 @@ class BundledModel:
                                            num_threads=num_threads)
         # The encoder's sentiment, before any language head replaces it: what the head was fitted on.
         out["complaint"] = complaint.predict_proba_from_scores(out.pop("complaint_scores"), out["sentiment"], texts)
+        wordless = [i for i, text in enumerate(texts) if not has_words(text)] if self.wordless_reader else []
+        if wordless:
+            reader = self.wordless_reader
+            order = [reader.classes_.index(label) for label in SENTIMENT_LABELS]
+            out["sentiment"][wordless] = reader.predict_proba([texts[i] for i in wordless])[:, order]
         kept = [{code: w for code, w in (weight or {}).items() if w >= MIN_LANGUAGE_WEIGHT} for weight in weights]
         # The transformer's reading of the languages without a head, kept before the heads overwrite it.
         encoder_sentiment = out["sentiment"].copy() if any(kept) else None
@@ -166,7 +186,9 @@ class BundledModel:
 
 
 def load_bundled(lexicon: Lexicon, folder: Path = MODELS_DIR, quantize: bool = True) -> BundledModel:
-    """The shipped model: adapter, complaint head and language heads from `folder`."""
+    """The shipped model: adapter, complaint head, language heads and the prior (which also reads
+    posts without a word) from `folder`."""
+    prior = load_prior(lexicon, folder)
     return BundledModel(MiniLMClassifier(folder / DEFAULT_WEIGHTS.name, quantize=quantize),
-                        ComplaintHead.load(folder / COMPLAINT_HEAD.name, lexicon), load_language_heads(lexicon, folder),
-                        LexiconComplaint(lexicon))
+                        ComplaintHead.load(folder / COMPLAINT_HEAD.name, lexicon),
+                        load_language_heads(lexicon, folder, prior), LexiconComplaint(lexicon), prior)

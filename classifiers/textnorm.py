@@ -27,6 +27,12 @@ def normalise_post(text: str) -> str:
     return _USER.sub("@user", text)
 
 
+def has_words(text: str) -> bool:
+    """Whether a post holds a letter or digit beyond its handles and links. One that does not
+    (emoji, emoticons, punctuation) is only unknown tokens to the encoder: "😡😡" and "😍" read alike."""
+    return any(ch.isalnum() for ch in _USER.sub(" ", _URL.sub(" ", text)))
+
+
 def unescape_json_escapes(text: str) -> str:
     """Some corpora (SemEval's redistribution) keep `\\u002c`-style escapes as literal text."""
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from classifiers.bundled import COMPLAINT_HEAD, BundledModel, language_head_path, load_language_heads
+from classifiers.bundled import COMPLAINT_HEAD, BundledModel, language_head_path, load_language_heads, load_prior
 from classifiers.complaint_head import ComplaintHead, ComplaintInputs
 from classifiers.lexicon import SENTIMENT_LABELS, Lexicon, LexiconComplaint
 from classifiers.minilm import DEFAULT_WEIGHTS, MiniLMClassifier
@@ -269,6 +269,29 @@ def test_dutch_complaints_also_come_from_the_term_lists(head, lexicon):
     assert out["complaint"][0, 1] == pytest.approx(from_terms)
     assert np.allclose(out["complaint"][1], alone["complaint"][1])  # English: the head alone
     assert np.allclose(out["complaint"].sum(axis=1), 1.0)
+
+
+def test_posts_without_a_word_are_read_by_the_wordless_reader(head, lexicon):
+    transformer = MiniLMClassifier(quantize=False)
+    complaint_head = ComplaintHead.load(COMPLAINT_HEAD, lexicon)
+    prior = load_prior(lexicon)
+    model = BundledModel(transformer, complaint_head, {"nl": head}, wordless_reader=prior)
+    without = BundledModel(transformer, complaint_head, {"nl": head})
+    texts = ["😡😡😡", "@KLM 😍😍 https://t.co/x", "This is wonderful 😡", "😡😡😡"]
+    langs = [None, "en", "en", "nl"]
+    out, alone = model.predict_all(texts, langs), without.predict_all(texts, langs)
+    assert np.allclose(out["sentiment"][:2], prior.predict_proba(texts[:2]), atol=1e-6)
+    assert np.allclose(out["sentiment"][2:], alone["sentiment"][2:])  # a word, or a language head: as before
+    assert np.allclose(out["complaint"], alone["complaint"])
+    # To the encoder both are unknown tokens alone, read alike; the prior tells them apart.
+    assert np.allclose(alone["sentiment"][0], transformer.predict_all(["😍😍😍"])["sentiment"][0], atol=1e-4)
+    assert model.predict_all(["😡😡", "😍😍"], [None, None])["sentiment"].argmax(axis=1).tolist() == [0, 2]
+
+
+def test_the_bundled_model_reads_emoji_alone():
+    classifier = PostClassifier(bundled_config_dir(), ["nl", "en"], "bundled")
+    angry, happy = classifier.classify([PostText(1, "@acme_care 😡😡😡🤬", None), PostText(2, "😍😍 ❤️", None)])
+    assert (angry.sentiment, happy.sentiment) == ("negative", "positive")
 
 
 def test_each_core_scores_a_share_and_the_rows_come_back_in_order(head, lexicon):
