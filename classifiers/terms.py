@@ -54,14 +54,14 @@ _SPACE, _WORD_END = r"\s+", r"\w*"
 
 
 def _atoms(term: str) -> tuple[str, ...]:
-    """A phrase as regex atoms: its characters, any whitespace between words, `*` at the end = any word ending."""
-    term = _fold(term).strip().lower()
-    wildcard = term.endswith("*")
+    """A phrase as regex atoms: its characters, any whitespace between words, `*` at the end of a
+    word = any word ending ("cancel* my subscription*")."""
     atoms: list[str] = []
-    for word in term.rstrip("*").split():
+    for word in _fold(term).strip().lower().split():
         atoms.extend([_SPACE] if atoms else [])
-        atoms.extend(re.escape(ch) for ch in word)
-    return (*atoms, _WORD_END) if wildcard else tuple(atoms)
+        atoms.extend(re.escape(ch) for ch in word.rstrip("*"))
+        atoms.extend([_WORD_END] if word.endswith("*") else [])
+    return tuple(atoms)
 
 
 def _trie_pattern(terms: Iterable[tuple[str, ...]]) -> str:
@@ -100,18 +100,19 @@ class TermMatcher:
 
     def __init__(self, labelled_terms: Iterable[tuple[str, str]]):
         self._exact: dict[str, tuple[str, str]] = {}
-        self._prefixes: list[tuple[str, tuple[str, str]]] = []  # wildcard terms, longest first
+        # Terms with a wildcard, each as a regex of its own, longest first: which term a match is.
+        self._wildcards: list[tuple[re.Pattern, tuple[str, str]]] = []
         terms = []
         for label, term in labelled_terms:
-            key = _key(_fold(term.rstrip("*"))) if term else ""
-            if not key:
+            atoms = _atoms(term) if term else ()
+            if not [a for a in atoms if a not in (_SPACE, _WORD_END)]:
                 continue
-            if term.strip().endswith("*"):
-                self._prefixes.append((key, (label, term)))
+            if _WORD_END in atoms:
+                self._wildcards.append((re.compile("".join(atoms), re.IGNORECASE), (label, term)))
             else:
-                self._exact.setdefault(key, (label, term))
-            terms.append(_atoms(term))
-        self._prefixes.sort(key=lambda p: -len(p[0]))
+                self._exact.setdefault(_key(_fold(term)), (label, term))
+            terms.append(atoms)
+        self._wildcards.sort(key=lambda w: -len(w[0].pattern))
         # One boundary check around the whole tree: capture groups or a boundary per term make
         # Python's regex engine many times slower on long lists. The boundaries also work for
         # terms starting with '#' or '@' or ending in emoji.
@@ -123,7 +124,7 @@ class TermMatcher:
         if key in self._exact:
             return self._exact[key]
         # None only where case folding differs between re and str.lower (rare scripts): skip it.
-        return next((found for prefix, found in self._prefixes if key.startswith(prefix)), None)
+        return next((found for pattern, found in self._wildcards if pattern.fullmatch(matched)), None)
 
     def finditer(self, text: str) -> Iterator[tuple[str, str, int, int]]:
         """(label, term, start, end) for each non-overlapping match, left to right."""

@@ -99,6 +99,31 @@ def test_no_trigger_in_ordinary_chatter(classifier, text):
     assert one(classifier, text, lang).triggers == ()
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("Cancelling my subscription today", [("churn", "Cancelling my subscription")]),
+    ("Cancelled my service. #anotheronebitesthedust", [("churn", "Cancelled my service")]),
+    ("If this isn't fixed I will cancel", [("churn", "will cancel")]),
+    ("Ik zeg mijn abonnement op", [("churn", "zeg mijn abonnement op")]),
+    # Cancellations that are incidents, not a customer leaving: a complaint, no churn threat.
+    ("My flight was cancelled and nobody tells me why", []),
+    ("The driver cancelled my ride and I got a cancellation fee", []),
+    # Exceptions: the term in another sense.
+    ("My Fire TV Stick keeps restarting", []),
+    ("this new album is fire", []),
+    ("RT to win a free year of broadband!", []),
+    ("The charger caught fire last night", [("safety", "fire")]),
+])
+def test_trigger_phrases_and_exceptions(triggers, text, expected):
+    found = [(t.category, t.matched_text) for t in triggers.find(text, "nl" if text.startswith("Ik") else "en")]
+    assert found == expected
+
+
+def test_an_exception_is_a_list_of_phrases(tmp_path):
+    (tmp_path / "en.yaml").write_text("language: en\ntriggers: {legal: [lawyer]}\nexceptions: lawyer joke\n")
+    with pytest.raises(ValueError, match="exceptions must be a list of phrases"):
+        TriggerDetector(tmp_path)
+
+
 def test_term_needs_word_boundaries(triggers):
     # "sue" is a legal term; "issue" and "pursue" are not threats.
     assert not any(t.category == "legal" for t in triggers.find("there is an issue I want to pursue", "en"))
@@ -117,6 +142,10 @@ def test_term_matcher_prefers_the_longest_term_that_ends_at_a_word_boundary():
                                                               ("shaming", "#boycott")]
     # A longer term that fails gives way to no match, not to a shorter term inside a word.
     assert found("slechte slechter #boycotten") == []
+    # A wildcard may end any word of a phrase.
+    phrase = TermMatcher([("churn", "zeg* mijn abonnement* op"), ("churn", "klant*")])
+    assert [(label, term) for label, term, *_ in phrase.finditer("Ik zegde mijn abonnementen op, klanten")] == [
+        ("churn", "zeg* mijn abonnement* op"), ("churn", "klant*")]
     # A term as long as a post is one more term, not a recursion error.
     assert [label for label, *_ in TermMatcher([("long", "a" * 5000)]).finditer("a" * 5000)] == ["long"]
 
