@@ -27,10 +27,15 @@ def normalise_post(text: str) -> str:
     return _USER.sub("@user", text)
 
 
+def without_handles_and_links(text: str) -> str:
+    """What a post says in its own words: "@Vodafone_NL ??" is no German."""
+    return _USER.sub(" ", _URL.sub(" ", text))
+
+
 def has_words(text: str) -> bool:
     """Whether a post holds a letter or digit beyond its handles and links. One that does not
     (emoji, emoticons, punctuation) is only unknown tokens to the encoder: "😡😡" and "😍" read alike."""
-    return any(ch.isalnum() for ch in _USER.sub(" ", _URL.sub(" ", text)))
+    return any(ch.isalnum() for ch in without_handles_and_links(text))
 
 
 def unescape_json_escapes(text: str) -> str:

@@ -169,7 +169,7 @@ def test_language_named_when_lingua_leans_to_one_but_is_unsure(language, text):
     assert language.identify(text) == "pt"
 
 
-@pytest.mark.parametrize("text", ["ok", "", "👍👍👍", "12345 678", "!!!"])
+@pytest.mark.parametrize("text", ["ok", "", "👍👍👍", "12345 678", "!!!", "@Vodafone_NL ??", "@NS_online 👍👍 https://t.co/abcdefgh"])
 def test_language_none_when_too_short_to_tell(language, text):
     assert language.identify(text) is None
 
