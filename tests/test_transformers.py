@@ -55,6 +55,15 @@ def test_changed_encoder_weights_are_refused(encoder_copy, tmp_path):
         MiniLMClassifier(encoder_dir=tampered).predict(["hello"])
 
 
+def test_a_changed_encoder_architecture_is_refused(encoder_copy, tmp_path):
+    changed = tmp_path / "enc"
+    shutil.copytree(encoder_copy, changed)
+    config = json.loads((changed / "config.json").read_text())
+    (changed / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
+    with pytest.raises(EncoderError, match="config.json: sha256 .* differs"):
+        verified_encoder_dir(changed)
+
+
 def test_missing_encoder_file_is_named(encoder_copy, tmp_path):
     partial = tmp_path / "enc"
     shutil.copytree(encoder_copy, partial)
