@@ -49,6 +49,20 @@ def _vectorizers(char_ngrams: tuple[int, int], word_ngrams: tuple[int, int], min
                             max_features=max_features))
 
 
+def _ngram_range(data: dict, key: str) -> tuple[int, int]:
+    low, high = data[key]
+    if not (type(low) is int and type(high) is int and 1 <= low <= high <= 10):
+        raise ValueError(f"{key} {data[key]!r} is not a range of n-gram lengths")
+    return low, high
+
+
+def _number(data: dict, key: str, default: float | None = None) -> float:
+    value = data[key] if default is None else data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} {value!r} is not a number")
+    return float(value)
+
+
 class NgramSentiment:
     """Parameters: `lexicon` (its cue counts become features), `C` (inverse regularisation),
     `char_ngrams` and `word_ngrams` (n-gram ranges), `min_df` (a character n-gram must occur in
@@ -174,11 +188,11 @@ class NgramSentiment:
                 found = "none was given" if prior is None else f"not {prior.version!r}"
                 raise NgramModelError(f"{path}: this head was fitted with the prior {wanted!r}, {found}: run "
                                       "`escalation-monitor train --heads-only`")
-            head = cls(lexicon, C=data["C"], char_ngrams=tuple(data["char_ngrams"]),
-                       word_ngrams=tuple(data["word_ngrams"]), min_df=data["min_df"],
+            head = cls(lexicon, C=data["C"], char_ngrams=_ngram_range(data, "char_ngrams"),
+                       word_ngrams=_ngram_range(data, "word_ngrams"), min_df=data["min_df"],
                        max_features=data["max_features"], language=data["language"],
-                       prior=prior if wanted is not None else None, prior_weight=data["prior_weight"],
-                       nb_scale=data.get("nb_scale", 0.0))
+                       prior=prior if wanted is not None else None, prior_weight=_number(data, "prior_weight"),
+                       nb_scale=_number(data, "nb_scale", 0.0))
             if data.get("polarity") is not None:
                 head.polarity = PolarityLexicon.from_dict(data["polarity"], f"{path}: polarity")
             chars, words = _vectorizers(head.char_ngrams, head.word_ngrams, head.min_df, head.max_features)
@@ -190,6 +204,9 @@ class NgramSentiment:
                        + (len(prior.classes_) if head.prior is not None else 0))
             if coef.shape != (len(data["classes"]), columns):
                 raise ValueError(f"coefficients of shape {coef.shape} do not fit {columns} feature columns")
+            intercept = np.asarray(data["intercept"], dtype=np.float64)
+            if intercept.shape != (len(data["classes"]),):
+                raise ValueError(f"{intercept.size} intercepts for {len(data['classes'])} classes")
         except FileNotFoundError:
             raise NgramModelError(f"{path}: language head file not found") from None
         except PolarityError as exc:
@@ -199,6 +216,6 @@ class NgramSentiment:
         model = LogisticRegression(C=head.C, class_weight="balanced")
         model.classes_ = np.asarray(data["classes"])
         model.coef_ = coef
-        model.intercept_ = np.asarray(data["intercept"], dtype=np.float64)
+        model.intercept_ = intercept
         head._vectorizers, head._model, head.classes_ = (chars, words), model, tuple(data["classes"])
         return head

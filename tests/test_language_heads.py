@@ -141,6 +141,9 @@ def test_head_with_prior_round_trip_needs_that_prior(head_with_prior, prior, lex
     (lambda p: rewrite_model_file(p, lambda d: d.update(intercept=[float("nan")] * 3)), "not a number"),
     (lambda p: p.write_bytes(gzip.compress(b" " * (65 * 1024 * 1024))), "unpacks to more than 64 MB"),
     (lambda p: p.write_bytes(gzip.compress(b"[" * 200_000)), "nested deeper"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(intercept=[0.0, 0.0])), "2 intercepts for 3 classes"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(prior_weight="0.5")), "prior_weight '0.5' is not a number"),
+    (lambda p: rewrite_model_file(p, lambda d: d.update(char_ngrams=[5, 2])), r"char_ngrams \[5, 2\] is not a range"),
 ])
 def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     path = head.save(tmp_path / "nl_sentiment.json.gz")
