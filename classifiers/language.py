@@ -18,16 +18,27 @@ MIN_LETTERS = 8
 MIN_CONFIDENCE = 0.3
 
 
+def lingua_languages(codes: list[str]) -> list[Language]:
+    """Lingua's languages for ISO 639-1 `codes`; a ValueError names a code it does not know, or
+    fewer than two different languages (with one, every post would be labelled that language)."""
+    wanted = []
+    for code in codes:
+        try:
+            language = Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
+        except AttributeError:
+            raise ValueError(f"unknown ISO 639-1 code {code!r} (or one language identification does not know)") from None
+        wanted += [language] if language not in wanted else []
+    if len(wanted) < 2:
+        raise ValueError("name at least two different languages to tell apart")
+    return wanted
+
+
 class LanguageIdentifier:
     def __init__(self, languages: list[str], min_confidence: float = MIN_CONFIDENCE):
-        wanted = []
-        for code in languages:
-            try:
-                wanted.append(Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())))
-            except AttributeError:
-                raise ValueError(f"classifiers.languages: unknown ISO 639-1 code {code!r}") from None
-        if len(wanted) < 2:
-            raise ValueError("classifiers.languages: name at least two languages to tell apart")
+        try:
+            wanted = lingua_languages(languages)
+        except ValueError as exc:
+            raise ValueError(f"classifiers.languages: {exc}") from None
         self.min_confidence = min_confidence
         self._detector = LanguageDetectorBuilder.from_languages(*wanted).build()
 

@@ -343,7 +343,14 @@ class ClassifierConfig(Strict):
     sentiment_labels: dict[str, str] = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=lambda: ["nl", "en", "de", "fr", "es", "it", "pt"])
 
-    _languages = field_validator("languages")(_language_codes)
+    @field_validator("languages")
+    @classmethod
+    def _identifiable_languages(cls, values: list[str]) -> list[str]:
+        from classifiers.language import lingua_languages
+
+        codes = list(dict.fromkeys(_language_codes(values)))
+        lingua_languages(codes)  # raises naming what the language identifier cannot use
+        return codes
 
     @field_validator("sentiment_labels")
     @classmethod

@@ -145,6 +145,10 @@ def test_brand_thresholds_out_of_order_name_the_brand():
     ({"retention": {"cron": "every day"}}, "retention.cron"),
     ({"sources": {"replay": {"enabled": True}}}, "sources.replay"),
     ({"classifiers": {"sentiment_labels": {"LABEL_0": "angry"}}}, "classifiers.sentiment_labels"),
+    ({"classifiers": {"languages": ["nl"]}}, "classifiers.languages"),
+    ({"classifiers": {"languages": ["nl", "NL-be"]}}, "classifiers.languages"),
+    ({"classifiers": {"languages": ["nl", "xx"]}}, "classifiers.languages"),
+    ({"classifiers": {"languages": ["nld", "eng"]}}, "classifiers.languages"),
 ])
 def test_parse_config_names_the_key(raw, key):
     with pytest.raises(ConfigError) as exc:

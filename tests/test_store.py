@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from monitor.models import EscalationState, Metrics, Severity
+from monitor.clock import ManualClock
+from monitor.models import Classification, EscalationState, Metrics, Severity
 from monitor.store import db
 from monitor.store.repository import Store
 from monitor.store.schema import EscalationEventRow, FeedbackRow, MentionRow, OutboxRow
@@ -385,3 +387,46 @@ def test_purge_removes_a_classified_orphan(store, classifier):
                                                                                 classifier.model_version)), old)
     assert store.purge_older_than(T0 - timedelta(days=180)) == 1
     assert store.count_mentions() == 0
+
+
+def _classification(mention_id: int, version: str, negative: float) -> Classification:
+    return Classification(mention_id=mention_id, model="m", model_version=version, lang="en", sentiment="negative",
+                          sentiment_scores={"negative": negative, "neutral": 1 - negative, "positive": 0.0},
+                          complaint=0.0)
+
+
+def test_storm_counting_reads_each_mentions_latest_classification_once(store):
+    ids = ingest(store, [build_mention(f"p{i}", "Acme down again", at=T0 - timedelta(minutes=i)) for i in range(3)],
+                 "c").new_ids
+    store.save_classifications([_classification(i, "v1", 0.9) for i in ids], T0)
+    # A new model: one post no longer reads negative, the others still do.
+    store.save_classifications([_classification(ids[0], "v2", 0.1), *(_classification(i, "v2", 0.8) for i in ids[1:])],
+                               T0)
+    found = store.negative_mentions(BRAND, T0 - timedelta(hours=1), T0, negative_at_least=0.5, complaint_at_least=0.5)
+    assert sorted(m.id for m, _ in found) == sorted(ids[1:])
+    assert {c.model_version for _, c in found} == {"v2"}
+
+
+class _NewVersion:
+    """The session's classifier under another version number: what an upgrade looks like to the store."""
+
+    def __init__(self, classifier):
+        self.classifier, self.model_name, self.model_version = classifier, classifier.model_name, "next"
+
+    def classify_mentions(self, mentions):
+        return [replace(c, model_version="next") for c in self.classifier.classify_mentions(mentions)]
+
+
+def test_a_new_model_classifies_again_without_watching_old_posts_again(store, classifier):
+    from monitor.config import EngagementConfig
+    from monitor.pipeline.classify import classify_pending
+
+    old = T0 - timedelta(days=30)
+    (mention_id,) = ingest(store, [build_mention("old", "Acme is terrible, I will call my lawyer", at=old)], "c",
+                           now=old).new_ids
+    engagement = EngagementConfig()
+    assert classify_pending(store, classifier, ManualClock(old), engagement).watched == 1
+    store.set_watch({mention_id: None})  # the watch ended long ago
+    report = classify_pending(store, _NewVersion(classifier), ManualClock(T0), engagement)
+    assert (report.classified, report.watched) == (1, 0)
+    assert store.due_for_repoll(T0) == []

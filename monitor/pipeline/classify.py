@@ -34,10 +34,13 @@ def classify_pending(store: Store, classifier: PostClassifier, clock: Clock, eng
         if not mentions:
             break
         results = classifier.classify_mentions(mentions)
+        # A new model classifies every stored mention again; only new mentions start a watch (one
+        # whose watch ended long ago would be polled again, at the cost of the source's read budget).
+        seen = store.ever_classified([m.id for m in mentions])
         store.save_classifications(results, clock.now())
         first_poll = timedelta(minutes=engagement.repoll_minutes[0]) if engagement.repoll_minutes else None
         schedule = {m.id: m.created_at + first_poll for m, c in zip(mentions, results)
-                    if first_poll is not None and worth_watching(m, c, engagement)}
+                    if first_poll is not None and m.id not in seen and worth_watching(m, c, engagement)}
         store.set_watch(schedule)
         classified += len(results)
         watched += len(schedule)

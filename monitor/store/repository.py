@@ -407,6 +407,12 @@ class Store:
             ).all()
             return [_mention(r) for r in rows]
 
+    def ever_classified(self, mention_ids: Sequence[int]) -> set[int]:
+        """Those of these mentions classified before, by any model."""
+        with self.session() as s:
+            return set(s.scalars(select(ClassificationRow.mention_id).where(
+                ClassificationRow.mention_id.in_(list(mention_ids)))).all())
+
     def save_classifications(self, results: Sequence[Classification], now: datetime) -> None:
         with self.session() as s:
             for c in results:
@@ -511,6 +517,11 @@ class Store:
     def negative_mentions(self, brand: str, since: datetime, until: datetime,
                           negative_at_least: float, complaint_at_least: float) -> list[tuple[StoredMention, Classification]]:
         with self.session() as s:
+            # Each mention's latest classification only: after a model change a mention has two, and
+            # counting both doubled every surge and baseline (and added a storm member twice).
+            latest = (
+                select(func.max(ClassificationRow.id)).group_by(ClassificationRow.mention_id).scalar_subquery()
+            )
             rows = s.execute(
                 select(MentionRow, ClassificationRow)
                 .join(ClassificationRow, ClassificationRow.mention_id == MentionRow.id)
@@ -518,6 +529,7 @@ class Store:
                     MentionRow.brand == brand,
                     MentionRow.created_at >= since,
                     MentionRow.created_at <= until,
+                    ClassificationRow.id.in_(latest),
                     or_(ClassificationRow.negative >= negative_at_least,
                         ClassificationRow.complaint >= complaint_at_least),
                 )
@@ -597,6 +609,7 @@ class Store:
         for m in members:
             if m.id in taken:
                 continue
+            taken.add(m.id)  # a mention listed twice is one member
             s.add(StormMemberRow(storm_id=row.id, mention_id=m.id))
             row.last_post_at = max(row.last_post_at, m.created_at)
             added += 1
