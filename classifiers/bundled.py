@@ -153,12 +153,15 @@ class BundledModel:
                                            num_threads=num_threads)
         # The encoder's sentiment, before any language head replaces it: what the head was fitted on.
         out["complaint"] = complaint.predict_proba_from_scores(out.pop("complaint_scores"), out["sentiment"], texts)
-        wordless = [i for i, text in enumerate(texts) if not has_words(text)] if self.wordless_reader else []
+        wordless = {i for i, text in enumerate(texts) if not has_words(text)} if self.wordless_reader else set()
         if wordless:
-            reader = self.wordless_reader
+            reader, rows = self.wordless_reader, sorted(wordless)
             order = [reader.classes_.index(label) for label in SENTIMENT_LABELS]
-            out["sentiment"][wordless] = reader.predict_proba([texts[i] for i in wordless])[:, order]
-        kept = [{code: w for code, w in (weight or {}).items() if w >= MIN_LANGUAGE_WEIGHT} for weight in weights]
+            out["sentiment"][rows] = reader.predict_proba([texts[i] for i in rows])[:, order]
+            # Whatever language the source gave, no head reads them: it would have no words to read.
+            langs = [None if i in wordless else lang for i, lang in enumerate(langs)]
+        kept = [{} if i in wordless else {code: w for code, w in (weight or {}).items() if w >= MIN_LANGUAGE_WEIGHT}
+                for i, weight in enumerate(weights)]
         # The transformer's reading of the languages without a head, kept before the heads overwrite it.
         encoder_sentiment = out["sentiment"].copy() if any(kept) else None
         readings: dict[str, dict[int, np.ndarray]] = {}  # language -> row -> its head's sentiment

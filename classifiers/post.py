@@ -37,6 +37,11 @@ def clean_text(text: str) -> str:
                    for ch in text)
 
 
+def _is_blank(text: str) -> bool:
+    """Nothing but whitespace and format characters (a zero-width space alone is still no text)."""
+    return not "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+
+
 class _BundledTask:
     """One task of the bundled model, for the names and labels a classification records."""
 
@@ -125,7 +130,7 @@ class PostClassifier:
             sentiment, complaint = self.sentiment.predict_proba(texts), self.complaint.predict_proba(texts)[:, 1]
         # A post with no text (an image or a video alone) says nothing: a model still reads its
         # empty input as something (the bundled one: negative, 0.55), which would count as anger.
-        blank = np.fromiter((not t.strip() for t in texts), dtype=bool, count=len(texts))
+        blank = np.fromiter((_is_blank(t) for t in texts), dtype=bool, count=len(texts))
         if blank.any():
             sentiment, complaint = sentiment.copy(), complaint.copy()
             sentiment[blank] = np.asarray(self.sentiment.classes_) == "neutral"

@@ -11,6 +11,13 @@ from classifiers.virality.defaults import default_forecaster
 from monitor.models import RiskAssessment, RiskFeatures, Severity, Snapshot
 
 
+MAX_QUOTE_CHARS = 40  # a trigger as quoted among an alert's reasons
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _human(n: float) -> str:
     if n >= 1_000_000:
         return f"{n / 1_000_000:.1f}M".replace(".0M", "M")
@@ -64,7 +71,9 @@ class RiskScorer:
         if categories:
             z += w.trigger + w.extra_trigger_category * (len(categories) - 1)
             z += w.strong_trigger if set(categories) & set(w.strong_categories) else 0.0
-            quoted = ", ".join(dict.fromkeys(f'"{t.matched_text}"' for t in c.triggers))
+            # Each quote capped: a wildcard term can match a word as long as the post, and the
+            # reasons after it would be cut from the alert.
+            quoted = ", ".join(dict.fromkeys(f'"{_capped(t.matched_text, MAX_QUOTE_CHARS)}"' for t in c.triggers))
             reasons.append((w.trigger, f"{'/'.join(categories)} threat: {quoted}"))
 
         # Reach and spread matter only for posts that are bad news for the brand.

@@ -205,6 +205,7 @@ HOSTILE = {
     "binary": "\x00\x01\xff" * 100,
     "surrogate-free emoji": "😡" * 500,
     "control chars": "\x1b[31mred\x1b[0m \u202e reversed \u200b",
+    "format characters only": "\u200b\u2063\ufeff\u00ad",
 }
 
 
@@ -303,6 +304,24 @@ def test_escape_mrkdwn_caps_length_with_ellipsis():
     short = escape_mrkdwn("word " * 10, limit=12)
     assert len(short) <= 12 and short.endswith("…")
     assert escape_mrkdwn("exactly ten", limit=11) == "exactly ten"
+
+
+def test_escape_mrkdwn_caps_after_escaping_and_never_inside_an_entity():
+    escaped = escape_mrkdwn("&" * 600)
+    assert len(escaped) <= MAX_POST_CHARS and escaped == "&amp;" * 99 + "…"
+    for n in range(1, 8):
+        cut = escape_mrkdwn("x" * n + "<" * 50, limit=20)
+        assert len(cut) <= 20 and cut.endswith("&lt;…"), cut
+
+
+def test_a_long_alert_stays_within_slacks_section_limit():
+    alert = AlertMessage(
+        escalation_id=1, kind="new", brand="&" * 200, severity=Severity.high, title="Escalation risk", source="x",
+        author=Author("1", "<" * 200, 10, False), text="I will sue & " * 400, url="https://news.example/" + "a" * 600,
+        reasons=("&" * 600,) * 3, owner=Owner("Sanne", "U01SANNE", ">" * 600), change="<" * 600,
+    )
+    text = render_mrkdwn(alert)
+    assert len(text) <= 3000 and "Open the post" not in text  # a link cut short would lead nowhere
 
 
 def test_escape_mrkdwn_collapses_newlines():

@@ -296,12 +296,13 @@ def test_posts_without_a_word_are_read_by_the_wordless_reader(head, lexicon):
     prior = load_prior(lexicon)
     model = BundledModel(transformer, complaint_head, {"nl": head}, wordless_reader=prior)
     without = BundledModel(transformer, complaint_head, {"nl": head})
-    texts = ["😡😡😡", "@KLM 😍😍 https://t.co/x", "This is wonderful 😡", "😡😡😡"]
-    langs = [None, "en", "en", "nl"]
+    texts = ["😡😡😡", "@KLM 😍😍 https://t.co/x", "😡😡😡", "This is wonderful 😡", "echt slecht"]
+    langs = [None, "en", "nl", "en", "nl"]
     out, alone = model.predict_all(texts, langs), without.predict_all(texts, langs)
-    assert np.allclose(out["sentiment"][:2], prior.predict_proba(texts[:2]), atol=1e-6)
-    assert np.allclose(out["sentiment"][2:], alone["sentiment"][2:])  # a word, or a language head: as before
-    assert np.allclose(out["complaint"], alone["complaint"])
+    # Whatever language the source gave: the Dutch head has no Dutch word to read.
+    assert np.allclose(out["sentiment"][:3], prior.predict_proba(texts[:3]), atol=1e-6)
+    assert np.allclose(out["sentiment"][3:], alone["sentiment"][3:])  # posts with words: as before
+    assert np.allclose(out["complaint"], without.predict_all(texts, [None, "en", None, "en", "nl"])["complaint"])
     # To the encoder both are unknown tokens alone, read alike; the prior tells them apart.
     assert np.allclose(alone["sentiment"][0], transformer.predict_all(["😍😍😍"])["sentiment"][0], atol=1e-4)
     assert model.predict_all(["😡😡", "😍😍"], [None, None])["sentiment"].argmax(axis=1).tolist() == [0, 2]

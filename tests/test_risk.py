@@ -158,3 +158,19 @@ def test_brand_velocity_is_the_mean_share_rate_of_its_recent_posts(sqlite_store)
     sqlite_store.add_snapshots([MetricsUpdate("x", "a", T0 + timedelta(hours=1), Metrics(reposts=30, quotes=10))])
     # a: 40 shares in its first hour; b: none yet; the post of two days ago is not "usual" any more.
     assert brand_velocity(sqlite_store, BRAND, now) == pytest.approx(20.0)
+
+
+def test_a_trigger_is_quoted_capped_among_the_reasons():
+    from classifiers.risk import MAX_QUOTE_CHARS, RiskScorer
+    from monitor.models import Author, Classification, RiskFeatures, StoredMention, TriggerMatch
+
+    word = "journalist" + "s" * 300  # a wildcard term matches a word as long as the post
+    mention = StoredMention(1, "x", "1", BRAND, Author("a1", "angry", 300_000, True), word, T0, "en", None, None,
+                            None, False)
+    trigger = TriggerMatch("press", "journalist*", 0, len(word), word)
+    classification = Classification(1, "lexicon", "1", "en", "negative",
+                                    {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, 0.8, (trigger,))
+    reasons = RiskScorer().assess(RiskFeatures(mention, classification, (), 0, None, T0), lambda p: None).reasons
+    (threat,) = [r for r in reasons if "threat" in r]
+    assert threat.endswith('…"') and len(threat) < MAX_QUOTE_CHARS + 20
+    assert any("followers" in r for r in reasons)

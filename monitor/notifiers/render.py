@@ -20,13 +20,25 @@ _SEVERITY_ICON = {Severity.medium: ":large_yellow_circle:", Severity.high: ":lar
                   Severity.critical: ":red_circle:"}
 
 
+# Slack refuses a link target much longer than this; a cut one would lead nowhere.
+MAX_LINK_CHARS = 500
+
+
 def escape_mrkdwn(text: str, limit: int = MAX_POST_CHARS) -> str:
+    """`text` as inert mrkdwn of at most `limit` characters: capped after escaping (a post of
+    "&" grows five times when escaped, and a Slack section over 3,000 characters is refused for
+    good), never inside an entity."""
     text = " ".join(_HIDDEN_CONTROLS.sub("", text).split())  # newlines in a post must not break the message layout
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # Plain "@channel" only pings with link_names, which we never set; a zero-width joiner makes sure.
-    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+    text = _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), text)
+    if len(text) > limit:
+        text = text[: limit - 1]
+        entity = text.rfind("&", max(0, len(text) - 4))  # "&amp;" is the longest: 5 characters
+        if entity >= 0 and ";" not in text[entity:]:
+            text = text[:entity]
+        text = text.rstrip() + "…"
+    return text
 
 
 def safe_link_target(url: str) -> str:
@@ -69,8 +81,9 @@ def render_mrkdwn(alert: AlertMessage) -> str:
         lines.append(f"{alert.source} · @{escape_mrkdwn(alert.author.handle, 60)}{verified} · "
                      f"{alert.author.followers:,} followers")
     lines.append("> " + escape_mrkdwn(alert.text))
-    if alert.url and alert.url.lower().startswith(("https://", "http://")):
-        lines.append(f"<{safe_link_target(alert.url)}|Open the post>")
+    target = safe_link_target(alert.url) if alert.url else ""
+    if target.lower().startswith(("https://", "http://")) and len(target) <= MAX_LINK_CHARS:
+        lines.append(f"<{target}|Open the post>")
     if alert.reasons:
         lines.append("*Why:* " + escape_mrkdwn(" · ".join(alert.reasons), 400))
     if alert.engagement is not None:
