@@ -97,8 +97,12 @@ class BundledModel:
 
     @property
     def version(self) -> str:
-        """One short hash of the adapter's and every head's version: stored with each classification."""
-        parts = [self.transformer.version, *(self.language_heads[k].version for k in sorted(self.language_heads))]
+        """One short hash of the adapter's, every head's and the lexicon's version: stored with each
+        classification, so a change to any of them classifies the stored posts again."""
+        parts = [self.transformer.version, *(self.language_heads[k].version for k in sorted(self.language_heads)),
+                 self.complaint_head.lexicon.version]
+        if self.wordless_reader is not None:
+            parts.append(self.wordless_reader.version)
         return hashlib.sha256("+".join(parts).encode()).hexdigest()[:12]
 
     def predict_all(self, texts: Sequence[str], langs: Sequence[str | None],

@@ -6,6 +6,8 @@ re-learns them (multinomial logistic regression) from labelled posts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -32,6 +34,11 @@ class Lexicon:
 
         def matcher(key: str) -> TermMatcher:
             return TermMatcher((key, t) for data in files.values() for t in data.get(key) or ())
+
+        # The lists feed every head's cue columns: an edited list is another model.
+        kinds = ("positive", "negative", "negators", "intensifiers", "complaint")
+        lists = {kind: sorted(str(t) for data in files.values() for t in data.get(kind) or ()) for kind in kinds}
+        self.version = hashlib.sha256(json.dumps(lists, sort_keys=True).encode()).hexdigest()[:8]
 
         self.positive = matcher("positive")
         self.negative = matcher("negative")

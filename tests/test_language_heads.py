@@ -470,3 +470,25 @@ def test_train_names_a_missing_data_folder(tmp_path):
 
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--heads-only"])
     assert result.exit_code == 2 and "--data" in result.output
+
+
+def test_an_edited_lexicon_is_another_model_version(lexicon, tmp_path):
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "lexicons"
+    shutil.copytree(bundled_config_dir() / "lexicons", folder)
+    assert Lexicon(folder).version == lexicon.version
+    folder = shutil.copytree(folder, tmp_path / "edited")  # term files are read once per path
+    english = folder / "en.yaml"
+    data = yaml.safe_load(english.read_text(encoding="utf-8"))
+    data["negative"].append("meh")
+    english.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    edited = Lexicon(folder)
+    assert edited.version != lexicon.version
+
+    def bundled(lex):
+        return BundledModel(MiniLMClassifier(), ComplaintHead.load(COMPLAINT_HEAD, lex), {})
+
+    assert bundled(edited).version != bundled(lexicon).version
