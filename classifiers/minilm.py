@@ -73,6 +73,24 @@ class AdapterSpec:
     trained_on: dict[str, int] = field(default_factory=dict)
 
 
+def _checked(spec: AdapterSpec) -> AdapterSpec:
+    """`spec` as read from a file, or a ValueError naming what no adapter of ours holds."""
+    if type(spec.rank) is not int or spec.rank < 1:
+        raise ValueError(f"rank {spec.rank!r} is not a positive whole number")
+    if type(spec.max_length) is not int or not 2 <= spec.max_length <= 512:
+        raise ValueError(f"max_length {spec.max_length!r} is not a sequence length the encoder reads")
+    if isinstance(spec.alpha, bool) or not isinstance(spec.alpha, (int, float)) or not math.isfinite(spec.alpha):
+        raise ValueError(f"alpha {spec.alpha!r} is not a number")
+    for task, labels in spec.tasks.items():
+        if task not in TASK_LABELS or not isinstance(labels, list) or not set(labels) <= set(TASK_LABELS[task]):
+            raise ValueError(f"task {task!r} with labels {labels!r} is not one of {sorted(TASK_LABELS)}")
+    for task, bias in spec.logit_bias.items():
+        if task not in spec.tasks or not isinstance(bias, list) or len(bias) != len(spec.tasks[task]) \
+                or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bias):
+            raise ValueError(f"logit_bias of {task!r} is not one finite number per label")
+    return spec
+
+
 def _torch():
     import torch
 
@@ -512,7 +530,7 @@ class MiniLMClassifier:
             raise ModelError(f"{self.weights}: adapter file not found")
         try:
             with safe_open(str(self.weights), framework="numpy") as fh:
-                return AdapterSpec(**json.loads((fh.metadata() or {})["spec"]))
+                return _checked(AdapterSpec(**json.loads((fh.metadata() or {})["spec"])))
         except (SafetensorError, KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
 
@@ -523,9 +541,13 @@ class MiniLMClassifier:
 
         spec = self._read_spec()
         try:
-            return load_file(str(self.weights)), spec
+            state = load_file(str(self.weights))
         except (SafetensorError, OSError) as exc:
             raise ModelError(f"{self.weights}: not a valid adapter file ({exc})") from None
+        spoilt = [name for name, tensor in state.items() if not _torch().isfinite(tensor).all()]
+        if spoilt:
+            raise ModelError(f"{self.weights}: not a valid adapter file (values not finite in {', '.join(spoilt[:3])})")
+        return state, spec
 
     def _load(self) -> None:
         state, spec = self._read_state()

@@ -113,6 +113,37 @@ def test_bad_adapter_file_is_named(tmp_path, content, message):
         MiniLMClassifier(path).predict(["hello"])
 
 
+def _spoilt_adapter(tmp_path, spec_change=None, tensor_change=None):
+    """The shipped adapter with its spec or one tensor changed."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from classifiers.minilm import DEFAULT_WEIGHTS
+
+    with safe_open(str(DEFAULT_WEIGHTS), framework="numpy") as fh:
+        metadata = dict(fh.metadata())
+    spec = json.loads(metadata["spec"])
+    (spec_change or (lambda s: None))(spec)
+    state = load_file(str(DEFAULT_WEIGHTS))
+    (tensor_change or (lambda s: None))(state)
+    path = tmp_path / "adapter.safetensors"
+    save_file(state, str(path), metadata={**metadata, "spec": json.dumps(spec)})
+    return path
+
+
+@pytest.mark.parametrize("spec_change, tensor_change, message", [
+    (lambda s: s.update(rank=0), None, "rank 0 is not a positive whole number"),
+    (lambda s: s.update(rank="32"), None, "rank '32'"),
+    (lambda s: s["logit_bias"].update(sentiment=[0.1, 0.2]), None, "logit_bias of 'sentiment'"),
+    (lambda s: s.update(max_length=100_000), None, "max_length 100000"),
+    (None, lambda st: st[next(k for k in st if k.startswith("head."))].fill_(float("nan")), "values not finite"),
+])
+def test_an_adapter_file_holding_what_no_adapter_holds_is_refused(tmp_path, spec_change, tensor_change, message):
+    path = _spoilt_adapter(tmp_path, spec_change, tensor_change)
+    with pytest.raises(ModelError, match=message):
+        MiniLMClassifier(path, cache_dir=False).predict(["hello"])
+
+
 def test_fit_save_and_load_round_trip(tmp_path):
     texts = [NEGATIVE, POSITIVE, "It is Tuesday.", "Terrible, broken again", "Love it", "Meeting at 3"] * 2
     labels = ["negative", "positive", "neutral", "negative", "positive", "neutral"] * 2
