@@ -91,10 +91,12 @@ class ComplaintHead:
 
     @property
     def version(self) -> str:
+        """A hash of everything the file holds: any number that moves a score is another version
+        (the intercept, the kernel's width, the text scorer's vocabulary as much as the weights).
+        A fitted head holds the numbers its file will, so it and its saved copy agree."""
         if self.coef_ is None:
             return "unfitted"
-        parts = (self.coef_, self.kernel_.dual_, self.linear_.coef_, self.text_.coef_)
-        return hashlib.sha256(b"".join(np.round(p, 5).tobytes() for p in parts)).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self._state(), sort_keys=True).encode()).hexdigest()[:12]
 
     # -- fitting ------------------------------------------------------------------------
     def fit(self, inputs: ComplaintInputs, labels: Sequence[str]) -> ComplaintHead:

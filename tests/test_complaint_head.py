@@ -126,6 +126,18 @@ def test_save_and_load_round_trip(head, lexicon, tmp_path):
     assert head.save(tmp_path / "again.json.gz").read_bytes() == path.read_bytes()  # reproducible bytes
 
 
+def test_any_number_that_moves_a_score_is_another_version(head, lexicon, tmp_path):
+    from tests.support import rewrite_model_file
+
+    path = head.save(tmp_path / "complaint_head.json.gz")
+    versions = {ComplaintHead.load(path, lexicon).version}
+    for change in (lambda d: d["stacker"].update(intercept=d["stacker"]["intercept"] + 3),
+                   lambda d: d.update(threshold=0.9)):
+        rewrite_model_file(path, change)
+        versions.add(ComplaintHead.load(path, lexicon).version)
+    assert len(versions) == 3
+
+
 def test_text_scorer_folds_its_naive_bayes_scale_into_the_stored_coefficients():
     from sklearn.linear_model import LogisticRegression
 
