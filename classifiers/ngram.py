@@ -97,12 +97,13 @@ class NgramSentiment:
 
     @property
     def version(self) -> str:
-        """Language, vocabulary size and a hash of the coefficients as saved: a refitted prior of the
-        same size is another version, so a head fitted with the old one is refused."""
+        """Language, vocabulary size and a hash of everything its file holds (weights, intercepts,
+        idf, parameters): a refitted prior is another version, so a head fitted with the old one is
+        refused. A fitted model hashes the numbers its file will hold, so it and its copy agree."""
         if self._model is None:
             return f"{self.language or 'any'}-unfitted"
         if self._digest is None:
-            self._digest = hashlib.sha256(np.round(self._model.coef_, 5).tobytes()).hexdigest()[:8]
+            self._digest = hashlib.sha256(json.dumps(self._state(), sort_keys=True).encode()).hexdigest()[:8]
         own = f"{self.language or 'any'}-{len(self._vectorizers[0].vocabulary_)}-{self._digest}"
         return f"{own}+{self.prior.version}" if self.prior is not None else own
 
@@ -160,8 +161,11 @@ class NgramSentiment:
     def save(self, path: Path | str) -> Path:
         if self._model is None:
             raise NgramModelError("nothing to save: fit the head first")
+        return write_model_file(Path(path), self._state())
+
+    def _state(self) -> dict:
         chars, words = self._vectorizers
-        data = {
+        return {
             "format": FORMAT, "language": self.language, "C": self.C, "min_df": self.min_df,
             "max_features": self.max_features,
             "prior": self.prior.version if self.prior is not None else None, "prior_weight": self.prior_weight,
@@ -174,7 +178,6 @@ class NgramSentiment:
             "char_idf": np.round(chars.idf_, 5).tolist(), "word_idf": np.round(words.idf_, 5).tolist(),
             "coef": np.round(self._model.coef_, 5).tolist(), "intercept": np.round(self._model.intercept_, 5).tolist(),
         }
-        return write_model_file(Path(path), data)
 
     @classmethod
     def load(cls, path: Path | str, lexicon: Lexicon, prior: NgramSentiment | None = None) -> NgramSentiment:

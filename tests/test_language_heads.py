@@ -153,6 +153,20 @@ def test_bad_head_file_is_named(head, lexicon, tmp_path, spoil, message):
     assert "nl_sentiment.json.gz" in str(info.value)
 
 
+def test_a_prior_changed_in_any_number_is_refused_by_the_heads_fitted_with_it(lexicon, tmp_path):
+    from classifiers.bundled import CROSSLINGUAL_PRIOR, language_head_path
+
+    shipped = NgramSentiment.load(CROSSLINGUAL_PRIOR, lexicon)
+    changed = tmp_path / CROSSLINGUAL_PRIOR.name
+    changed.write_bytes(CROSSLINGUAL_PRIOR.read_bytes())
+    rewrite_model_file(changed, lambda d: d.update(intercept=[v + 1.0 for v in d["intercept"]]))
+    other = NgramSentiment.load(changed, lexicon)
+    assert other.version != shipped.version
+    NgramSentiment.load(language_head_path("fr"), lexicon, shipped)
+    with pytest.raises(NgramModelError, match="fitted with the prior"):
+        NgramSentiment.load(language_head_path("fr"), lexicon, other)
+
+
 def test_a_save_that_fails_leaves_the_previous_file(head, lexicon, tmp_path):
     path = head.save(tmp_path / "nl_sentiment.json.gz")
     before = path.read_bytes()
