@@ -137,8 +137,8 @@ class HubSentiment:
                 unmapped.append(raw)
         missing = [label for k, label in enumerate(self.classes_) if not groups[:, k].any()]
         if unmapped or missing:
-            problem = (f"do not map {sorted(unmapped)}" if unmapped else "") + (" and " if unmapped and missing else "") \
-                + (f"name no {', '.join(missing)} label" if missing else "")
+            problem = " and ".join([*([f"do not map {sorted(unmapped)}"] if unmapped else []),
+                                    *([f"name no {', '.join(missing)} label"] if missing else [])])
             raise HubModelError(
                 f"classifiers.sentiment_labels: the model's labels {sorted(id2label.values())} {problem}; map each "
                 f"onto negative, neutral or positive, e.g. sentiment_labels: {{LABEL_0: negative, LABEL_1: neutral, "

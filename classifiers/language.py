@@ -26,7 +26,7 @@ def lingua_languages(codes: list[str]) -> list[Language]:
         try:
             language = Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
         except AttributeError:
-            raise ValueError(f"unknown ISO 639-1 code {code!r} (or one language identification does not know)") from None
+            raise ValueError(f"{code!r} is not an ISO 639-1 code the language identifier knows") from None
         wanted += [language] if language not in wanted else []
     if len(wanted) < 2:
         raise ValueError("name at least two different languages to tell apart")

@@ -402,7 +402,7 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     return rows
 
 
-def _check_column(path: Path, rows, column: str, allowed: tuple[str, ...]) -> None:
+def _check_column(path: Path, rows: list, column: str, allowed: tuple[str, ...]) -> None:
     """Exit 2 naming the first few values of `column` outside `allowed`, each with the first line it is on."""
     first_line: dict[str, int] = {}
     for row in rows:
