@@ -156,9 +156,28 @@ def _split(pairs):
     return [t for t, _ in pairs], [label for _, label in pairs]
 
 
-def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    return [order[i::k] for i in range(k)]
+def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_COSINE) -> np.ndarray:
+    """A group number per text: texts whose words nearly match (tf-idf cosine, as
+    `near_duplicate_mask`), directly or through others, share one."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not texts:
+        return np.zeros(0, dtype=int)
+    vectors = TfidfVectorizer().fit_transform([normalise_post(t) for t in texts])
+    _, groups = connected_components((vectors @ vectors.T) >= threshold, directed=False)
+    return groups
+
+
+def _folds(n: int, k: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """`k` folds of rows 0..n-1, each group of `groups` (default: each row its own) in one fold:
+    a post and its copy on both sides of a fold would score the copy as if unseen (83 of the 899
+    Dutch tweets have one; the Dutch figure read 0.02 higher)."""
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    order = np.random.default_rng(seed).permutation(np.unique(groups))
+    fold_of = dict(zip(order.tolist(), (np.arange(len(order)) % k).tolist()))
+    assigned = np.array([fold_of[g] for g in groups.tolist()], dtype=int)
+    return [np.flatnonzero(assigned == i) for i in range(k)]
 
 
 def train(corpus: Corpus, *, seed: int = 0, runs: int = 1, umsab_repeat: int = UMSAB_REPEAT,
@@ -212,7 +231,8 @@ def cross_validate_dutch_head(corpus: Corpus, lexicon: Lexicon, folds: int, seed
                               prior: NgramSentiment | None = None) -> dict:
     """Dutch figures of the language head, each post scored by a head that did not train on it (seconds)."""
     predicted: dict[int, str] = {}
-    for held in _folds(len(corpus.dutch), folds, seed):
+    groups = near_duplicate_groups([t for t, _ in corpus.dutch])
+    for held in _folds(len(corpus.dutch), folds, seed, groups):
         held_set = set(held.tolist())
         head = train_language_head("nl", [p for i, p in enumerate(corpus.dutch) if i not in held_set], lexicon, prior)
         order = sorted(held_set)
@@ -277,7 +297,7 @@ def cross_validate_complaint_head(inputs: ComplaintInputs, labels: list[str], le
     fold. The adapter never sees complaints, so only the head needs refitting (minutes)."""
     predicted: dict[int, str] = {}
     chosen = []
-    for held in _folds(len(labels), folds, seed):
+    for held in _folds(len(labels), folds, seed, near_duplicate_groups(list(inputs.texts))):
         train_rows = np.setdiff1d(np.arange(len(labels)), held)
         head = train_complaint_head(inputs.rows(train_rows), [labels[i] for i in train_rows], lexicon, "", seed)
         predicted.update(zip(held.tolist(), head.predict(inputs.rows(held))))

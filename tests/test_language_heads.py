@@ -506,3 +506,17 @@ def test_an_edited_lexicon_is_another_model_version(lexicon, tmp_path):
         return BundledModel(MiniLMClassifier(), ComplaintHead.load(COMPLAINT_HEAD, lex), {})
 
     assert bundled(edited).version != bundled(lexicon).version
+
+
+def test_cross_validation_keeps_near_copies_in_one_fold():
+    from classifiers.training import _folds, near_duplicate_groups
+
+    texts = ["Het kabinet moet nu ingrijpen in de zorg", "het kabinet moet NU ingrijpen in de zorg!",
+             "Mooie dag in Den Haag", "Geen woorden voor dit besluit", "Vandaag debat over de begroting",
+             "RT: het kabinet moet nu ingrijpen in de zorg"]
+    groups = near_duplicate_groups(texts)
+    assert groups[0] == groups[1] == groups[5] and len(set(groups.tolist())) == 4
+    for seed in range(5):
+        folds = _folds(len(texts), 3, seed, groups)
+        assert sorted(i for fold in folds for i in fold.tolist()) == list(range(len(texts)))
+        assert sum(0 in fold and 1 in fold and 5 in fold for fold in folds) == 1
