@@ -103,12 +103,10 @@ class PostClassifier:
     def _languages(self, texts: Sequence[str], given: Sequence[str | None]) -> tuple[list[str | None], list[dict | None]]:
         """Each text's language (the source's, else lingua's first choice) and, where lingua read
         it, lingua's confidence in each language."""
-        langs, weights = [], []
-        for text, lang in zip(texts, given):
-            confidences = self.language.confidences(text) if lang is None else None
-            langs.append(lang if lang is not None else self.language.first_choice(confidences))
-            weights.append(confidences or None)
-        return langs, weights
+        unlabelled = [i for i, lang in enumerate(given) if lang is None]
+        found = dict(zip(unlabelled, self.language.confidences_of([texts[i] for i in unlabelled])))
+        langs = [lang if lang is not None else self.language.first_choice(found[i]) for i, lang in enumerate(given)]
+        return langs, [found.get(i) or None for i in range(len(texts))]
 
     def scores(self, texts: Sequence[str], langs: Sequence[str | None] | None = None,
                language_weights: Sequence[dict | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
