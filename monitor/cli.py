@@ -471,7 +471,7 @@ def train(
         "classifiers/models"),
     heads_only: Annotated[bool, typer.Option("--heads-only", help="Keep the adapter; refit only the heads (minutes).")] = False,
     device: Annotated[str, typer.Option(help="cpu, or cuda where a GPU is lent.")] = "cpu",
-    folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds.")] = 0,
+    folds: Annotated[int, typer.Option(min=0, help="Also cross-validate the Dutch and complaint heads over this many folds (near-copies kept in one).")] = 0,
     fold_splits: Annotated[int, typer.Option(min=1, help="With --folds: cross-validate over this many different fold "
                                              "splits (seeds 0 to N-1) and report each split's macro-F1 and their mean.")] = 1,
     runs: Annotated[int | None, typer.Option(min=1, show_default=False, help="Train this many adapters (seeds 0 "
